@@ -1,0 +1,137 @@
+"""The point-in-time rule, on one in-memory partition. The only implementation.
+
+For each label row at time ``t`` and each entity, pick the feature row with
+the greatest ``feature_time <= t`` among rows with ``available_time <= t``;
+ties on ``feature_time`` go to the greatest ``available_time``. With a TTL
+the row must also have ``feature_time > t - ttl``. No qualifying row: nulls
+(or the declared defaults).
+
+How: a row is *visible* at ``t`` iff ``v = max(feature_time, available_time)
+<= t``. Sorting feature rows by ``v`` per entity and keeping a running
+arg-max of ``(feature_time, available_time)`` turns the rule into a plain
+backward as-of join on ``v``. The TTL is then a filter on the chosen row:
+every visible row has ``feature_time <=`` the chosen one, so if the chosen
+row is too old, all are. Both the offline join (Ray Data, per partition) and
+online materialization call :func:`asof_join`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+
+_T, _FT, _AT, _V, _RANK, _BEST = "__mlray_t", "__mlray_ft", "__mlray_at", "__mlray_v", "__mlray_rank", "__mlray_best"
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    """What to join: the columns of both sides and the rule's parameters.
+
+    ``ttl_us`` is the TTL in microseconds. ``event_time_as`` optionally also
+    outputs the chosen row's feature time under that name (null if none).
+    """
+
+    entity_keys: tuple[str, ...]
+    label_time: str
+    feature_time: str
+    feature_columns: tuple[str, ...]
+    available_time: str | None = None
+    ttl_us: int | None = None
+    defaults: Mapping[str, object] = field(default_factory=dict)
+    event_time_as: str | None = None
+
+
+def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
+    """Left-join ``features`` onto ``labels`` by the point-in-time rule.
+
+    Both tables must hold only rows whose entities may match (a partition);
+    every label row comes out exactly once, with its columns unchanged and
+    the feature columns appended. Order of output rows is not specified.
+    """
+    keys = list(spec.entity_keys)
+    left = pl.from_arrow(labels)
+    assert isinstance(left, pl.DataFrame)
+    right = _visible_index(features, spec, {k: left.schema[k] for k in keys})
+    left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort(_T)
+    if right is None:
+        return _nulls(left, features.schema, spec)
+    index, values = right
+    out = left.join_asof(index, left_on=_T, right_on=_V, by=keys, strategy="backward", check_sortedness=False)
+    out = out.join(values, left_on=_BEST, right_on=_RANK, how="left")
+    valid = pl.col(_FT).is_not_null()
+    if spec.ttl_us is not None:
+        valid = valid & (pl.col(_FT) > pl.col(_T) - spec.ttl_us)
+    cols = [_masked(c, valid, spec.defaults) for c in spec.feature_columns]
+    if spec.event_time_as:
+        cols.append(pl.when(valid).then(pl.col(spec.feature_time)).otherwise(None).alias(spec.event_time_as))
+    out = out.select([*left.columns, *cols]).drop(_T)
+    return out.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def _visible_index(features: pa.Table, spec: JoinSpec, key_types: Mapping[str, pl.DataType]):
+    """Per entity: the best row visible at each distinct ``v``, and the row values by rank."""
+    keys = list(spec.entity_keys)
+    wanted = [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
+              *spec.feature_columns]
+    right = pl.from_arrow(features.select(list(dict.fromkeys(wanted))))
+    assert isinstance(right, pl.DataFrame)
+    if right.height == 0:
+        return None
+    ft = pl.col(spec.feature_time).dt.epoch("us")
+    at = pl.col(spec.available_time).dt.epoch("us") if spec.available_time else ft
+    right = (
+        right.with_columns([pl.col(k).cast(t) for k, t in key_types.items()])
+        .with_columns(ft.alias(_FT), at.alias(_AT))
+        .drop_nulls([*keys, _FT, _AT])
+        .with_columns(pl.max_horizontal(_FT, _AT).alias(_V))
+        .sort([_FT, _AT], maintain_order=True)
+        .with_row_index(_RANK)
+    )
+    index = (
+        right.select([*keys, _V, _RANK])
+        .sort([_V, _RANK])
+        .with_columns(pl.col(_RANK).cum_max().over(keys).alias(_BEST))
+        .unique(subset=[*keys, _V], keep="last", maintain_order=True)
+        .select([*keys, _V, _BEST])
+    )
+    values = right.select([_RANK, _FT, spec.feature_time, *spec.feature_columns])
+    return index, values
+
+
+def _masked(col: str, valid: pl.Expr, defaults: Mapping[str, object]) -> pl.Expr:
+    fallback = defaults.get(col)
+    other = pl.lit(fallback) if fallback is not None else None
+    return pl.when(valid).then(pl.col(col)).otherwise(other).alias(col)
+
+
+def _nulls(left: pl.DataFrame, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table:
+    """No feature rows at all: every label gets nulls (or defaults)."""
+    out = left.drop(_T).to_arrow(compat_level=pl.CompatLevel.oldest())
+    names = list(spec.feature_columns) + ([spec.event_time_as] if spec.event_time_as else [])
+    sources = list(spec.feature_columns) + ([spec.feature_time] if spec.event_time_as else [])
+    for name, src in zip(names, sources):
+        typ = feature_schema.field(src).type
+        default = spec.defaults.get(name)
+        arr = pa.nulls(out.num_rows, typ) if default is None else pa.array([default] * out.num_rows, typ)
+        out = out.append_column(name, arr)
+    return out
+
+
+def latest_per_entity(features: pa.Table, spec: JoinSpec, entities: pa.Table) -> pa.Table:
+    """The row the rule picks for each entity in ``entities`` at ``spec.label_time``'s value.
+
+    ``entities`` holds the join keys and the as-of time column ``spec.label_time``.
+    Used by materialization, so online values are exactly the offline join's.
+    """
+    return asof_join(entities, features, spec)
+
+
+def output_schema(labels: pa.Schema, features: pa.Schema, spec: JoinSpec) -> Sequence[pa.Field]:
+    """Fields appended by :func:`asof_join` (for building empty results)."""
+    extra = [features.field(c) for c in spec.feature_columns]
+    if spec.event_time_as:
+        extra.append(pa.field(spec.event_time_as, features.field(spec.feature_time).type))
+    return [*labels, *extra]

@@ -1,0 +1,214 @@
+"""The offline store: one Delta table per feature view, laid out for the join.
+
+Layout: partitioned by ``mlray_bucket`` (a stable hash of the entity keys,
+:mod:`mlray.offline.bucketing`), rows sorted by (bucket, keys, event_time)
+within each written batch. A point-in-time join then reads one bucket's
+files per task and never shuffles feature rows across the cluster. The
+number of buckets is fixed when a table is created and recorded in its
+Delta description, so readers and later writers agree.
+
+Writes are single Delta commits (atomic): an append, or an overwrite with a
+predicate that replaces exactly one time window (re-running a window never
+duplicates rows). A failure mid-write commits nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import unquote
+
+import deltalake
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import ray.data
+from deltalake.exceptions import TableNotFoundError
+
+from mlray.config import Settings
+from mlray.errors import NotFoundError, SchemaError, find_mlray_error
+from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
+from mlray.offline import inputs
+from mlray.offline.bucketing import BUCKET, with_bucket
+
+
+@dataclass(frozen=True)
+class ViewSnapshot:
+    """One version of a view's table: where each bucket's files are."""
+
+    view: str
+    uri: str
+    version: int
+    num_buckets: int
+    files: dict[int, tuple[str, ...]]
+    num_rows: int
+    filesystem: pafs.FileSystem
+
+    def read_bucket(self, bucket: int, columns: list[str]) -> pa.Table | None:
+        """The bucket's rows (``columns`` only), or None when it has no files."""
+        files = self.files.get(bucket)
+        if not files:
+            return None
+        return pads.dataset(list(files), format="parquet", filesystem=self.filesystem).to_table(columns=columns)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    view: str
+    version: int
+    rows: int
+
+
+class OfflineStore:
+    """Delta tables of feature rows under ``<data_root>/features``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def uri(self, view: FeatureView) -> str:
+        return self.settings.table_uri("features", view.name)
+
+    def _table(self, view: FeatureView, version: int | None = None) -> deltalake.DeltaTable:
+        try:
+            return deltalake.DeltaTable(self.uri(view), version=version, storage_options=self.settings.storage_options)
+        except TableNotFoundError as e:
+            raise NotFoundError(f"Feature view {view.name!r} has no offline table at {self.uri(view)}. "
+                                "Run `mlray features build` or FeatureStore.ingest first.") from e
+        except Exception as e:  # deltalake raises a plain error for a missing version
+            if version is not None and "version" in str(e).lower():
+                raise NotFoundError(f"Offline table of view {view.name!r} has no version {version}: {e}") from e
+            raise
+
+    def num_buckets(self, view: FeatureView) -> int:
+        """The table's bucket count, or the configured one for a table not created yet."""
+        try:
+            desc = self._table(view).metadata().description or "{}"
+        except NotFoundError:
+            return self.settings.num_buckets
+        return int(json.loads(desc).get("num_buckets", self.settings.num_buckets))
+
+    def version(self, view: FeatureView) -> int:
+        return self._table(view).version()
+
+    def snapshot(self, view: FeatureView, version: int | None = None) -> ViewSnapshot:
+        """Files per bucket of one table version (the latest by default)."""
+        dt = self._table(view, version)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        root = dt.table_uri.rstrip("/")
+        fs, base = pafs.FileSystem.from_uri(root)
+        files: dict[int, list[str]] = {}
+        for path, bucket in zip(actions.column("path").to_pylist(), actions.column(f"partition.{BUCKET}").to_pylist()):
+            files.setdefault(int(bucket), []).append(f"{base}/{unquote(path)}")
+        n = json.loads(dt.metadata().description or "{}").get("num_buckets", self.settings.num_buckets)
+        rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
+        return ViewSnapshot(view.name, root, dt.version(), int(n), {b: tuple(f) for b, f in files.items()}, rows, fs)
+
+    def read(self, view: FeatureView, version: int | None = None) -> ray.data.Dataset:
+        """The view's rows as a Ray Dataset (bucket column dropped)."""
+        self._table(view, version)  # a clear NotFoundError before Ray starts reading
+        ds = ray.data.read_delta(self.uri(view), version=version, storage_options=self.settings.storage_options or None)
+        return ds.drop_columns([BUCKET]) if BUCKET in ds.schema().names else ds
+
+    def write(self, view: FeatureView, rows: ray.data.Dataset,
+              window: tuple[datetime, datetime] | None = None) -> WriteResult:
+        """Commit prepared rows (see :class:`PrepareRows`) in one Delta transaction.
+
+        Args:
+            view: the feature view.
+            rows: output of ``ds.map_batches(PrepareRows(...))``.
+            window: if given, replace every row with ``window[0] <= event_time <
+                window[1]`` (the rows must lie in it); else append.
+
+        Raises:
+            SchemaError: the rows do not fit the existing table's schema.
+        """
+        schema = view.table_schema().append(pa.field(BUCKET, pa.int32(), nullable=False))
+        counter = _Counter()
+        reader = pa.RecordBatchReader.from_batches(schema, counter.batches(rows, schema))
+        kwargs: dict = {"mode": "append"}
+        if window is not None:
+            start, end = (t.astimezone(timezone.utc).isoformat() for t in window)
+            kwargs = {"mode": "overwrite", "predicate": f"{EVENT_TIME} >= '{start}' AND {EVENT_TIME} < '{end}'"}
+        description = json.dumps({"mlray_view": view.name, "num_buckets": self.num_buckets(view)})
+        try:
+            deltalake.write_deltalake(self.uri(view), reader, partition_by=[BUCKET], description=description,
+                                      storage_options=self.settings.storage_options or None, **kwargs)
+        except Exception as e:
+            inner = counter.error or e
+            mlray_err = find_mlray_error(inner)
+            if mlray_err is not None:
+                raise mlray_err from inner
+            if "schema" in str(e).lower():
+                raise SchemaError(f"Rows for view {view.name!r} do not match its offline table {self.uri(view)}: "
+                                  f"{e}. If the view's schema changed, give it a new name or delete the table.") from e
+            raise
+        return WriteResult(view.name, self.version(view), counter.rows)
+
+
+class _Counter:
+    """Streams batches into the Delta writer, counting rows and keeping the first error."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.error: BaseException | None = None
+
+    def batches(self, ds: ray.data.Dataset, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        try:
+            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                table = table.select(schema.names).cast(schema)
+                self.rows += table.num_rows
+                yield from table.to_batches()
+        except BaseException as e:
+            self.error = e
+            raise
+
+
+class PrepareRows:
+    """Check and shape a batch of feature rows for a view's table (a ``map_batches`` fn).
+
+    Casts to the view's table schema, fills ``available_time`` from the
+    view's availability delay when absent, adds the bucket and sorts by
+    (bucket, keys, event_time).
+    """
+
+    def __init__(self, view: FeatureView, num_buckets: int, default_timezone: str | None) -> None:
+        self.view, self.num_buckets, self.tz = view, num_buckets, default_timezone
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        view, what = self.view, f"rows for feature view {self.view.name!r}"
+        if AVAILABLE_TIME not in batch.column_names:
+            batch = batch.append_column(AVAILABLE_TIME, batch.column(EVENT_TIME))
+            delay_us = int(view.availability_delay.total_seconds() * 1_000_000)
+            if delay_us:
+                shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(batch.column(EVENT_TIME).type)
+                batch = batch.set_column(batch.schema.get_field_index(AVAILABLE_TIME), AVAILABLE_TIME, shifted)
+        batch = inputs.normalize_times(batch, [EVENT_TIME, AVAILABLE_TIME], self.tz)
+        inputs.check_not_null(batch, [*view.join_keys, EVENT_TIME, AVAILABLE_TIME], what)
+        target = view.table_schema()
+        cols = []
+        for f in target:
+            try:
+                cols.append(batch.column(f.name).cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise SchemaError(f"{what}: column {f.name!r} has type {batch.schema.field(f.name).type}, "
+                                  f"which cannot be cast to the declared {f.type}: {e}") from e
+        out = with_bucket(pa.Table.from_arrays(cols, schema=target), view.join_keys, self.num_buckets)
+        order = [(BUCKET, "ascending")] + [(k, "ascending") for k in view.join_keys] + [(EVENT_TIME, "ascending")]
+        return out.sort_by(order)
+
+
+def check_rows_schema(view: FeatureView, schema: pa.Schema, default_timezone: str | None) -> None:
+    """Boundary check of rows offered to a view: names and time types, before any work starts."""
+    what = f"rows for feature view {view.name!r}"
+    required = [*view.join_keys, EVENT_TIME, *view.feature_names]
+    inputs.require_columns(schema, required, what)
+    extra = sorted(set(schema.names) - set(required) - {AVAILABLE_TIME, BUCKET})
+    if extra:
+        raise SchemaError(f"{what} have column(s) {extra} that the view does not declare "
+                          f"(features: {list(view.feature_names)}). Drop them or add them to the view's schema.")
+    for t in [EVENT_TIME] + ([AVAILABLE_TIME] if AVAILABLE_TIME in schema.names else []):
+        inputs.check_time_column(schema, t, what, default_timezone)
+    inputs.check_key_types(schema, view.join_keys, view.key_schema(), what)

@@ -1,0 +1,26 @@
+"""Start or join the Ray cluster the settings name (local by default)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from mlray.config import Settings
+
+
+def ensure_ray(settings: Settings) -> None:
+    """Connect to ``settings.ray.address`` or start a local Ray, once per process."""
+    if ray.is_initialized():
+        return
+    # Token auth prints a warning on every local start; local clusters bind to 127.0.0.1 only.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if settings.ray.address:
+        kwargs["address"] = settings.ray.address
+    else:
+        kwargs.update(num_cpus=settings.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+        if settings.ray.object_store_memory:
+            kwargs["object_store_memory"] = settings.ray.object_store_memory
+    ray.init(**kwargs)
