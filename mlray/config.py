@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     )
 
     project: str = Field("demo", pattern=r"^[A-Za-z0-9_\-]+$")
-    data_root: Path = Path("mlray-data")
+    data_root: str = "mlray-data"
     feature_repo: str = Field("mlray.demo.features", description="Module that defines the entities and feature views.")
     storage_options: dict[str, str] = Field(default_factory=dict, description="Delta storage options (S3/GCS/ADLS).")
     default_timezone: str | None = Field(

@@ -54,10 +54,10 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     keys = list(spec.entity_keys)
     left = pl.from_arrow(labels)
     assert isinstance(left, pl.DataFrame)
-    right = _visible_index(features, spec, {k: left.schema[k] for k in keys})
-    left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort(_T)
+    right = _visible_index(features, spec, {k: left.schema[k] for k in keys}) if left.height else None
     if right is None:
-        return _nulls(left, features.schema, spec)
+        return _nulls(labels, features.schema, spec)
+    left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort(_T)
     index, values = right
     out = left.join_asof(index, left_on=_T, right_on=_V, by=keys, strategy="backward", check_sortedness=False)
     out = out.join(values, left_on=_BEST, right_on=_RANK, how="left")
@@ -107,9 +107,8 @@ def _masked(col: str, valid: pl.Expr, defaults: Mapping[str, object]) -> pl.Expr
     return pl.when(valid).then(pl.col(col)).otherwise(other).alias(col)
 
 
-def _nulls(left: pl.DataFrame, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table:
-    """No feature rows at all: every label gets nulls (or defaults)."""
-    out = left.drop(_T).to_arrow(compat_level=pl.CompatLevel.oldest())
+def _nulls(out: pa.Table, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table:
+    """No feature rows (or no labels): every label gets nulls (or defaults)."""
     names = list(spec.feature_columns) + ([spec.event_time_as] if spec.event_time_as else [])
     sources = list(spec.feature_columns) + ([spec.feature_time] if spec.event_time_as else [])
     for name, src in zip(names, sources):
