@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import ray
 import ray.data
 
 from mlray.errors import SchemaError
@@ -39,7 +40,9 @@ def arrow_schema(ds: ray.data.Dataset, what: str) -> pa.Schema:
     base = getattr(schema, "base_schema", schema)
     if isinstance(base, pa.Schema):
         return base
-    return pa.schema(list(zip(schema.names, schema.types)))
+    # Pandas-backed blocks (e.g. ray.data.from_pandas): read the Arrow schema off one converted row.
+    sample = ds.limit(1).to_arrow_refs()
+    return ray.get(sample[0]).schema if sample else pa.schema(list(zip(schema.names, schema.types)))
 
 
 def require_columns(schema: pa.Schema, columns: Iterable[str], what: str) -> None:
