@@ -66,7 +66,8 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
         valid = valid & (pl.col(_FT) > pl.col(_T) - spec.ttl_us)
     cols = [_masked(c, valid, spec.defaults) for c in spec.feature_columns]
     if spec.event_time_as:
-        cols.append(pl.when(valid).then(pl.col(spec.feature_time)).otherwise(None).alias(spec.event_time_as))
+        chosen = pl.from_epoch(pl.col(_FT), time_unit="us").dt.replace_time_zone("UTC")
+        cols.append(pl.when(valid).then(chosen).otherwise(None).alias(spec.event_time_as))
     out = out.select([*left.columns, *cols]).drop(_T)
     return out.to_arrow(compat_level=pl.CompatLevel.oldest())
 
@@ -97,7 +98,7 @@ def _visible_index(features: pa.Table, spec: JoinSpec, key_types: Mapping[str, p
         .unique(subset=[*keys, _V], keep="last", maintain_order=True)
         .select([*keys, _V, _BEST])
     )
-    values = right.select([_RANK, _FT, spec.feature_time, *spec.feature_columns])
+    values = right.select([_RANK, _FT, *spec.feature_columns])
     return index, values
 
 

@@ -104,10 +104,14 @@ def test_no_feature_rows_gives_typed_nulls():
     assert out.column("ft").to_pylist() == [None]
 
 
-def test_event_time_output_is_the_chosen_row():
+def test_event_time_output_is_the_chosen_row_even_when_names_clash():
     spec = JoinSpec(("user_id",), "t", "event_time", ("f",), "available_time", event_time_as="ft")
     out = asof_join(labels([(1, 1, 10)]), feats([(1, 9, 9, 1.0), (1, 10, 11, 2.0)]), spec).to_pydict()
     assert out["ft"] == [h(9)]
+    clash = labels([(1, 1, 10)]).rename_columns(["label_id", "user_id", "event_time"])
+    spec = JoinSpec(("user_id",), "event_time", "event_time", ("f",), "available_time", event_time_as="ft")
+    out = asof_join(clash, feats([(1, 9, 9, 1.0)]), spec).to_pydict()
+    assert out["ft"] == [h(9)] and out["event_time"] == [h(10)]
 
 
 def test_multi_key_entities():
