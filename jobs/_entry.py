@@ -1,0 +1,27 @@
+"""Shared plumbing for job entrypoints: settings from --config, mlray errors → exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from mlray.config import Settings, load_settings
+from mlray.errors import find_mlray_error
+
+
+def run_job(description: str, add_args: Callable[[argparse.ArgumentParser], None],
+            body: Callable[[Settings, argparse.Namespace], None]) -> None:
+    """Parse ``--config`` plus the job's own arguments and run ``body``; exit 2 on an mlray error."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", help="mlray.yaml settings file (else $MLRAY_CONFIG or ./mlray.yaml)")
+    add_args(parser)
+    args = parser.parse_args()
+    try:
+        body(load_settings(args.config), args)
+    except Exception as e:  # noqa: BLE001 - non-mlray errors re-raise with their traceback
+        err = find_mlray_error(e)
+        if err is None:
+            raise
+        print(f"{type(err).__name__}: {err.message}", file=sys.stderr)
+        sys.exit(2)
