@@ -1,11 +1,11 @@
-"""Point-in-time join of two Ray Datasets, scaled out with Ray Data.
+"""Point-in-time join of two Ray Datasets, scaled out over the cluster.
 
-Both sides are padded to one schema, unioned and hash-partitioned by the
-entity keys (``Dataset.repartition(keys=...)`` keeps each partition in one
-block), then every partition runs the as-of kernel in :mod:`mlray.offline.asof`.
-No table is collected into one process. When the features already live in
-the offline store, :mod:`mlray.offline.training_set` skips the feature
-shuffle by reading the view's entity buckets directly.
+Both sides are hash-partitioned by the entity keys (:mod:`mlray.offline.shuffle`,
+one Ray task per input block), then one task per partition runs the as-of
+kernel in :mod:`mlray.offline.asof` on its labels and feature rows. No table
+is collected into one process. When the features already live in the
+offline store, :mod:`mlray.offline.training_set` skips the feature shuffle
+by reading the view's entity buckets directly.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import ray.data
 from mlray.errors import SchemaError
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join, output_schema
-
-_SIDE = "__mlray_side"
-_FPREFIX = "__mlray_f__"
+from mlray.offline.shuffle import block_refs, concat, split_blocks
 
 
 def point_in_time_join(
@@ -58,12 +56,14 @@ def point_in_time_join(
         default_timezone: zone for naive timestamps; None makes them an error.
 
     Returns:
-        A lazy Dataset: every label row exactly once, with all label columns
-        and the feature columns, in no particular order.
+        A Dataset: every label row exactly once, with all label columns and
+        the feature columns, in no particular order. The join's tasks are
+        running when it returns.
 
     Raises:
         SchemaError: a missing column, wrong type, naive timestamp or a
-            feature column that collides with a label column.
+            feature column that collides with a label column (null keys or
+            label times raise it from the tasks).
     """
     keys = tuple(entity_keys)
     lds, fds = inputs.as_dataset(labels, "labels"), inputs.as_dataset(features, "features")
@@ -81,71 +81,55 @@ def point_in_time_join(
     if clash:
         raise SchemaError(f"feature column(s) {clash} also exist in labels; rename one side before joining.")
 
-    fcols = list(dict.fromkeys([*times, *feature_columns]))
+    spec = JoinSpec(keys, label_time, feature_time, tuple(feature_columns), available_time,
+                    int(ttl.total_seconds() * 1_000_000) if ttl else None, dict(defaults or {}))
     utc = pa.timestamp("us", tz="UTC")
-    lfields = [pa.field(f.name, utc if f.name == label_time else f.type) for f in lschema]
-    ffields = [pa.field(_FPREFIX + c, utc if c in times else fschema.field(c).type) for c in fcols]
-    union = pa.schema([*lfields, *ffields, pa.field(_SIDE, pa.int8())])
-    spec = JoinSpec(keys, label_time, _FPREFIX + feature_time, tuple(_FPREFIX + c for c in feature_columns),
-                    _FPREFIX + available_time if available_time else None,
-                    int(ttl.total_seconds() * 1_000_000) if ttl else None,
-                    {_FPREFIX + k: v for k, v in (defaults or {}).items()})
-    out_schema = pa.schema(output_schema(pa.schema(lfields), pa.schema(ffields), spec))
+    lfields = pa.schema([pa.field(f.name, utc if f.name == label_time else f.type) for f in lschema])
+    fcols = list(dict.fromkeys([*keys, *times, *feature_columns]))
+    ffields = pa.schema([pa.field(c, utc if c in times else fschema.field(c).type) for c in fcols])
+    out_schema = pa.schema(output_schema(lfields, ffields, spec))
     n = num_partitions or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
 
-    left = lds.map_batches(_Pad(union, 0, [label_time], keys, default_timezone), batch_format="pyarrow")
-    right = fds.map_batches(_Pad(union, 1, times, keys, default_timezone, rename=fcols), batch_format="pyarrow")
-    both = left.union(right).repartition(n, keys=list(keys))
-    return both.map_batches(_JoinPartition(spec, lschema.names, out_schema, _FPREFIX), batch_format="pyarrow",
-                            batch_size=None)
+    left = split_blocks(block_refs(lds), keys, n, _PrepareLabels(keys, label_time, default_timezone, lfields))
+    right = split_blocks(block_refs(fds), keys, n, _PrepareFeatures(keys, times, default_timezone, ffields))
+    outs = [_join_partition.remote(spec, out_schema, lfields, ffields, len(left[p]), *left[p], *right[p])
+            for p in range(n)]
+    return ray.data.from_arrow_refs(outs)
 
 
-class _Pad:
-    """Bring one side to the union schema: its own columns, nulls for the other side's."""
+class _PrepareLabels:
+    """UTC label times; null keys or times refused (they would silently vanish)."""
 
-    def __init__(self, union: pa.Schema, side: int, times: list[str], keys: tuple[str, ...],
-                 tz: str | None, rename: list[str] | None = None) -> None:
-        self.union, self.side, self.times, self.keys, self.tz = union, side, times, keys, tz
-        self.rename = rename
+    def __init__(self, keys: tuple[str, ...], label_time: str, tz: str | None, schema: pa.Schema) -> None:
+        self.keys, self.label_time, self.tz, self.schema = keys, label_time, tz, schema
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        batch = inputs.normalize_times(batch, self.times, self.tz)
-        what = "labels" if self.side == 0 else "features"
-        if self.side == 0:
-            inputs.check_not_null(batch, [*self.keys, *self.times], what)
-        else:
-            # Feature rows with a null key or time can never qualify: drop them.
-            mask = None
-            for c in [*self.keys, *self.times]:
-                valid = pc.is_valid(batch.column(c))
-                mask = valid if mask is None else pc.and_(mask, valid)
-            batch = batch.filter(mask)
-            batch = batch.rename_columns([_FPREFIX + c if c in self.rename else c for c in batch.column_names])
-        n = batch.num_rows
-        cols = []
-        for f in self.union:
-            if f.name == _SIDE:
-                cols.append(pa.array([self.side] * n, pa.int8()) if n else pa.array([], pa.int8()))
-            elif f.name in batch.column_names:
-                cols.append(batch.column(f.name).cast(f.type))
-            else:
-                cols.append(pa.nulls(n, f.type))
-        return pa.Table.from_arrays(cols, schema=self.union)
+    def __call__(self, table: pa.Table) -> pa.Table:
+        inputs.check_not_null(table, [*self.keys, self.label_time], "labels")
+        return inputs.normalize_times(table, [self.label_time], self.tz).select(self.schema.names).cast(self.schema)
 
 
-class _JoinPartition:
-    """Split one hash partition back into its two sides and run the kernel."""
+class _PrepareFeatures:
+    """UTC times, only the needed columns; rows with a null key or time can never qualify."""
 
-    def __init__(self, spec: JoinSpec, label_cols: list[str], out_schema: pa.Schema, prefix: str) -> None:
-        self.spec, self.label_cols, self.out_schema, self.prefix = spec, label_cols, out_schema, prefix
+    def __init__(self, keys: tuple[str, ...], times: list[str], tz: str | None, schema: pa.Schema) -> None:
+        self.keys, self.times, self.tz, self.schema = keys, times, tz, schema
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        side = batch.column(_SIDE)
-        labels = batch.filter(pc.equal(side, 0)).select(self.label_cols)
-        feats = batch.filter(pc.equal(side, 1))
-        if labels.num_rows == 0:
-            out = self.out_schema.empty_table()
-        else:
-            out = asof_join(labels, feats, self.spec).select(self.out_schema.names).cast(self.out_schema)
-        names = [c[len(self.prefix):] if c.startswith(self.prefix) else c for c in out.column_names]
-        return out.rename_columns(names)
+    def __call__(self, table: pa.Table) -> pa.Table:
+        table = table.select(self.schema.names)
+        mask = None
+        for c in [*self.keys, *self.times]:
+            valid = pc.is_valid(table.column(c))
+            mask = valid if mask is None else pc.and_(mask, valid)
+        if mask is not None and table.num_rows:
+            table = table.filter(mask)
+        return inputs.normalize_times(table, self.times, self.tz).cast(self.schema)
+
+
+@ray.remote
+def _join_partition(spec: JoinSpec, out_schema: pa.Schema, lschema: pa.Schema, fschema: pa.Schema,
+                    n_left: int, *pieces: pa.Table) -> pa.Table:
+    labels = concat(pieces[:n_left], lschema)
+    if labels.num_rows == 0:
+        return out_schema.empty_table()
+    feats = concat(pieces[n_left:], fschema)
+    return asof_join(labels, feats, spec).select(out_schema.names).cast(out_schema)

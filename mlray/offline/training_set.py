@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import ray
 import ray.data
 
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join
-from mlray.offline.bucketing import BUCKET, with_bucket
 from mlray.offline.delta_store import ViewSnapshot
+from mlray.offline.shuffle import block_refs, concat, split_blocks
 
 
 @dataclass
@@ -57,7 +58,11 @@ def _sortable(t: pa.DataType) -> bool:
 
 def join_view(labels: ray.data.Dataset, view: FeatureView, snap: ViewSnapshot, features: list[str],
               label_time: str, *, event_time_as: str | None = None) -> ray.data.Dataset:
-    """Append ``features`` of ``view`` to every label row, reading the view's buckets directly."""
+    """Append ``features`` of ``view`` to every label row, reading the view's buckets directly.
+
+    Only the labels are partitioned (by the view's entity bucket); each
+    bucket's task reads that bucket's files of the pinned table version.
+    """
     ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
     defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
     spec = JoinSpec(view.join_keys, label_time, EVENT_TIME, tuple(features), view.available_time, ttl_us,
@@ -65,40 +70,33 @@ def join_view(labels: ray.data.Dataset, view: FeatureView, snap: ViewSnapshot, f
     fields = [view.table_schema().field(f) for f in features]
     if event_time_as:
         fields.append(pa.field(event_time_as, view.table_schema().field(EVENT_TIME).type))
-    tagged = labels.map_batches(_AddBucket(view.join_keys, snap.num_buckets), batch_format="pyarrow")
-    parts = tagged.repartition(snap.num_buckets, keys=[BUCKET])
-    return parts.map_batches(_JoinBuckets(spec, snap, fields), batch_format="pyarrow", batch_size=None)
+    columns = list(dict.fromkeys([*view.join_keys, EVENT_TIME, AVAILABLE_TIME, *features]))
+    parts = split_blocks(block_refs(labels), view.join_keys, snap.num_buckets, _CheckKeys(view.join_keys))
+    outs = [_join_bucket.remote(spec, snap, b, columns, fields, *parts[b]) for b in range(snap.num_buckets)]
+    return ray.data.from_arrow_refs(outs)
 
 
-class _AddBucket:
-    def __init__(self, keys: tuple[str, ...], n: int) -> None:
-        self.keys, self.n = keys, n
+class _CheckKeys:
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        inputs.check_not_null(batch, self.keys, "labels")
-        return with_bucket(batch, self.keys, self.n)
+    def __call__(self, table: pa.Table) -> pa.Table:
+        inputs.check_not_null(table, self.keys, "labels")
+        return table
 
 
-class _JoinBuckets:
-    """Join one partition of labels with the feature rows of the buckets it holds."""
-
-    def __init__(self, spec: JoinSpec, snap: ViewSnapshot, fields: list[pa.Field]) -> None:
-        self.spec, self.snap, self.fields = spec, snap, fields
-        self.columns = list(dict.fromkeys([*spec.entity_keys, EVENT_TIME, AVAILABLE_TIME, *spec.feature_columns]))
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        out_schema = pa.schema([f for f in batch.schema if f.name != BUCKET] + self.fields)
-        if batch.num_rows == 0:
-            return out_schema.empty_table()
-        pieces = []
-        buckets = batch.column(BUCKET).unique().to_pylist()
-        for b in buckets:
-            labels = batch.filter(pa.compute.equal(batch.column(BUCKET), b)).drop_columns([BUCKET])
-            feats = self.snap.read_bucket(b, self.columns)
-            if feats is None:
-                feats = _empty_features(self.columns, labels.schema, self.fields, self.spec)
-            pieces.append(asof_join(labels, feats, self.spec).select(out_schema.names).cast(out_schema))
-        return pa.concat_tables(pieces)
+@ray.remote
+def _join_bucket(spec: JoinSpec, snap: ViewSnapshot, bucket: int, columns: list[str], fields: list[pa.Field],
+                 *pieces: pa.Table) -> pa.Table:
+    """Join one bucket's labels (pieces from every label block) with that bucket's feature rows."""
+    labels = concat(pieces)
+    out_schema = pa.schema([*labels.schema, *fields])
+    if labels.num_rows == 0:
+        return out_schema.empty_table()
+    feats = snap.read_bucket(bucket, columns)
+    if feats is None:
+        feats = _empty_features(columns, labels.schema, fields, spec)
+    return asof_join(labels, feats, spec).select(out_schema.names).cast(out_schema)
 
 
 def _empty_features(columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec) -> pa.Table:
