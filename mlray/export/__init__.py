@@ -1,0 +1,13 @@
+"""Model export: ONNX (with the feature order in its metadata), INT8 behind an accuracy gate, TensorRT engines.
+
+``export_model`` writes a complete artifact directory for one model version;
+``export_onnx``, ``quantize_int8``, ``check_int8`` and
+``mlray.export.tensorrt_engine.build_engine`` are its steps.
+"""
+
+from mlray.export.artifacts import ExportResult, export_model
+from mlray.export.onnx import check_parity, export_onnx
+from mlray.export.quantize import Int8Report, check_int8, quantize_int8, roc_auc
+
+__all__ = ["ExportResult", "Int8Report", "check_int8", "check_parity", "export_model", "export_onnx",
+           "quantize_int8", "roc_auc"]
