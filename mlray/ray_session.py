@@ -11,7 +11,14 @@ from mlray.config import Settings
 
 
 def ensure_ray(settings: Settings) -> None:
-    """Connect to ``settings.ray.address`` or start a local Ray, once per process."""
+    """Connect to ``settings.ray.address`` or start a local Ray, once per process.
+
+    Also makes Ray Data raise the original exception of a failing map
+    function, so a typed mlray error raised in a task reaches the caller as itself.
+    """
+    import ray.data
+
+    ray.data.DataContext.get_current().raise_original_map_exception = True
     if ray.is_initialized():
         return
     # Token auth prints a warning on every local start; local clusters bind to 127.0.0.1 only.

@@ -31,25 +31,17 @@ written to Parquet in order (sorted by ``event_time``) and committed once per ta
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from deltalake import Schema
-from deltalake.fs import DeltaStorageHandler
-from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from mlray.errors import ConfigError
+from mlray.offline.delta_files import commit, table_filesystem, write_file
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DAY_US = 86_400_000_000
@@ -254,56 +246,29 @@ def _impression_batches(world: _World, changes: list[_Changes], seed: int, drift
         on_day()
 
 
-def _stat_value(value: Any, round_up: bool) -> Any:
-    """A min/max as Delta statistics spell it; timestamps in UTC milliseconds, rounded outwards."""
-    if not isinstance(value, datetime):
-        return value
-    value = value.astimezone(timezone.utc)
-    if round_up and value.microsecond % 1000:
-        value += timedelta(microseconds=1000 - value.microsecond % 1000)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _batch_minmax(batch: pa.RecordBatch) -> dict[str, tuple[Any, Any]]:
-    """Per-column (min, max) of a non-empty batch, as Python values."""
-    bounds = {name: pc.min_max(col) for name, col in zip(batch.schema.names, batch.columns)}
-    return {name: (mm["min"].as_py(), mm["max"].as_py()) for name, mm in bounds.items()}
-
-
-def _file_stats(minmax: list[dict[str, tuple[Any, Any]]], rows: int, nulls: dict[str, int]) -> str:
-    """Merge per-batch (min, max) pairs into a Delta ``stats`` JSON string."""
-    names = {name for batch in minmax for name in batch}
-    lo = {n: _stat_value(min(b[n][0] for b in minmax if n in b), False) for n in names}
-    hi = {n: _stat_value(max(b[n][1] for b in minmax if n in b), True) for n in names}
-    return json.dumps({"numRecords": rows, "minValues": lo, "maxValues": hi, "nullCount": nulls})
-
-
 def _write_delta(uri: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                  storage_options: dict[str, str] | None) -> None:
-    """Write ``batches`` in order into Parquet files and commit them as one overwrite of ``uri``.
+    """Write ``batches`` in order into Parquet files of at most ~_FILE_ROWS rows, committed as one overwrite.
 
-    ``write_deltalake`` (deltalake 1.6) repartitions its input round-robin over the CPUs, so
-    row order is neither kept nor reproducible; writing the files here keeps both, streaming.
+    Writing the files here (not ``write_deltalake``) keeps the row order, so the tables are
+    sorted by time and byte-identical for a seed; memory stays at one batch.
     """
-    fs = pafs.PyFileSystem(DeltaStorageHandler(uri, storage_options))
-    actions: list[AddAction] = []
+    fs = table_filesystem(uri, storage_options)
     it = iter(batches)
-    batch = next(it, None)
-    while batch is not None or not actions:
-        path, rows, minmax = f"part-{len(actions):05d}-{uuid.uuid4()}-c000.snappy.parquet", 0, []
-        nulls = dict.fromkeys(schema.names, 0)
-        with pq.ParquetWriter(path, schema, filesystem=fs, compression="snappy") as writer:
-            while batch is not None and rows < _FILE_ROWS:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-                if batch.num_rows:
-                    minmax.append(_batch_minmax(batch))
-                nulls = {n: nulls[n] + c.null_count for n, c in zip(schema.names, batch.columns)}
-                batch = next(it, None)
-        stats = _file_stats(minmax, rows, nulls)
-        actions.append(AddAction(path, fs.get_file_info(path).size, {}, int(time.time() * 1000), True, stats))
-    create_table_with_add_actions(uri, Schema.from_arrow(schema), actions, mode="overwrite",
-                                  storage_options=storage_options)
+    state = {"next": next(it, None)}
+
+    def one_file() -> Iterator[pa.RecordBatch]:
+        rows = 0
+        while state["next"] is not None and rows < _FILE_ROWS:
+            batch = state["next"]
+            yield batch
+            rows += batch.num_rows
+            state["next"] = next(it, None)
+
+    actions = [write_file(fs, one_file(), schema)]
+    while state["next"] is not None:
+        actions.append(write_file(fs, one_file(), schema))
+    commit(uri, schema, actions, mode="overwrite", storage_options=storage_options)
 
 
 def _validate(users: int, items: int, days: int, seed: int, drift_after: int | None,

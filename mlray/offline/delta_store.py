@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from urllib.parse import unquote
 
 import deltalake
+import numpy as np
+import ray
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -31,8 +33,9 @@ from deltalake.exceptions import TableNotFoundError
 from mlray.config import Settings
 from mlray.errors import NotFoundError, SchemaError, find_mlray_error
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
-from mlray.offline import inputs
+from mlray.offline import delta_files, inputs
 from mlray.offline.bucketing import BUCKET, with_bucket
+from mlray.offline.shuffle import block_refs
 
 
 @dataclass(frozen=True)
@@ -125,27 +128,82 @@ class OfflineStore:
         Raises:
             SchemaError: the rows do not fit the existing table's schema.
         """
-        schema = view.table_schema().append(pa.field(BUCKET, pa.int32(), nullable=False))
+        self._check_table_schema(view)
+        try:
+            if window is None:
+                return self._append(view, rows)
+            return self._replace_window(view, rows, window)
+        except Exception as e:
+            err = find_mlray_error(e)
+            if err is not None:
+                raise err from e
+            raise
+
+    def _append(self, view: FeatureView, rows: ray.data.Dataset) -> WriteResult:
+        """Each block's task writes one sorted file per bucket; the driver commits them all at once."""
+        so = self.settings.storage_options or None
+        tasks = [_write_bucket_files.remote(ref, self.uri(view), so, view.table_schema()) for ref in block_refs(rows)]
+        written = ray.get(tasks)
+        actions = [a for acts, _ in written for a in acts]
+        version = delta_files.commit(self.uri(view), self._full_schema(view), actions, mode="append",
+                                     partition_by=[BUCKET], description=self._description(view), storage_options=so)
+        return WriteResult(view.name, version, sum(n for _, n in written))
+
+    def _replace_window(self, view: FeatureView, rows: ray.data.Dataset,
+                        window: tuple[datetime, datetime]) -> WriteResult:
+        """Delta's predicate overwrite: rows of the window replaced, everything else kept, one commit."""
+        schema = self._full_schema(view)
         counter = _Counter()
         reader = pa.RecordBatchReader.from_batches(schema, counter.batches(rows, schema))
-        kwargs: dict = {"mode": "append"}
-        if window is not None:
-            start, end = (t.astimezone(timezone.utc).isoformat() for t in window)
-            kwargs = {"mode": "overwrite", "predicate": f"{EVENT_TIME} >= '{start}' AND {EVENT_TIME} < '{end}'"}
-        description = json.dumps({"mlray_view": view.name, "num_buckets": self.num_buckets(view)})
+        start, end = (t.astimezone(timezone.utc).isoformat() for t in window)
         try:
-            deltalake.write_deltalake(self.uri(view), reader, partition_by=[BUCKET], description=description,
-                                      storage_options=self.settings.storage_options or None, **kwargs)
+            deltalake.write_deltalake(self.uri(view), reader, partition_by=[BUCKET], mode="overwrite",
+                                      predicate=f"{EVENT_TIME} >= '{start}' AND {EVENT_TIME} < '{end}'",
+                                      description=self._description(view),
+                                      storage_options=self.settings.storage_options or None)
         except Exception as e:
-            inner = counter.error or e
-            mlray_err = find_mlray_error(inner)
-            if mlray_err is not None:
-                raise mlray_err from inner
-            if "schema" in str(e).lower():
-                raise SchemaError(f"Rows for view {view.name!r} do not match its offline table {self.uri(view)}: "
-                                  f"{e}. If the view's schema changed, give it a new name or delete the table.") from e
-            raise
+            raise (counter.error or e) from e
         return WriteResult(view.name, self.version(view), counter.rows)
+
+    def _full_schema(self, view: FeatureView) -> pa.Schema:
+        return view.table_schema().append(pa.field(BUCKET, pa.int32(), nullable=False))
+
+    def _description(self, view: FeatureView) -> str:
+        return json.dumps({"mlray_view": view.name, "num_buckets": self.num_buckets(view)})
+
+    def _check_table_schema(self, view: FeatureView) -> None:
+        try:
+            existing = pa.schema(self._table(view).schema().to_arrow())
+        except NotFoundError:
+            return
+        want = self._full_schema(view)
+        got = {f.name: f.type for f in existing}
+        diff = [f"{f.name}: table {got.get(f.name, 'missing')} vs view {f.type}" for f in want
+                if f.name not in got or not _same_type(got[f.name], f.type)]
+        if diff or len(got) != len(want):
+            raise SchemaError(f"Feature view {view.name!r} no longer matches its offline table {self.uri(view)} "
+                              f"({'; '.join(diff) or 'different columns'}). Give the changed view a new name, "
+                              "or delete the table and rebuild it.")
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    strings = (pa.string(), pa.large_string(), pa.string_view())
+    return a == b or (a in strings and b in strings)
+
+
+@ray.remote
+def _write_bucket_files(table: pa.Table, uri: str, storage_options: dict | None,
+                        schema: pa.Schema) -> tuple[list, int]:
+    """One Parquet file per bucket present in this (bucket-sorted) block."""
+    fs = delta_files.table_filesystem(uri, storage_options)
+    buckets = table.column(BUCKET).to_numpy()
+    actions = []
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else []
+    ends = list(starts[1:]) + [len(buckets)]
+    for lo, hi in zip(starts, ends):
+        part = table.slice(lo, hi - lo).select(schema.names).cast(schema)
+        actions.append(delta_files.write_file(fs, [part], schema, {BUCKET: str(int(buckets[lo]))}))
+    return actions, table.num_rows
 
 
 class _Counter:

@@ -19,6 +19,7 @@ def ray_session() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              object_store_memory=1_500_000_000)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.data.DataContext.get_current().raise_original_map_exception = True
     yield
     ray.shutdown()
 
