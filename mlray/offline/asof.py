@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
-_T, _FT, _AT, _V, _RANK, _BEST = "__mlray_t", "__mlray_ft", "__mlray_at", "__mlray_v", "__mlray_rank", "__mlray_best"
+_T, _FT, _AT, _V = "__mlray_t", "__mlray_ft", "__mlray_at", "__mlray_v"
+_ROW, _RANK, _BEST = "__mlray_row", "__mlray_rank", "__mlray_best"
 
 
 @dataclass(frozen=True)
@@ -54,58 +55,55 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     keys = list(spec.entity_keys)
     left = pl.from_arrow(labels)
     assert isinstance(left, pl.DataFrame)
-    right = _visible_index(features, spec, {k: left.schema[k] for k in keys}) if left.height else None
-    if right is None:
+    raw = pl.from_arrow(features.select(list(dict.fromkeys(
+        [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
+         *spec.feature_columns]))))
+    assert isinstance(raw, pl.DataFrame)
+    if left.height == 0 or raw.height == 0:
         return _nulls(labels, features.schema, spec)
-    left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort(_T)
-    index, values = right
+    raw = raw.with_columns([pl.col(k).cast(left.schema[k]) for k in keys])
+    rows, index = _visible_index(raw, spec)
+    left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort([*keys, _T])
+    # Sorted within each entity is all a grouped backward as-of join needs.
     out = left.join_asof(index, left_on=_T, right_on=_V, by=keys, strategy="backward", check_sortedness=False)
-    out = out.join(values, left_on=_BEST, right_on=_RANK, how="left")
-    valid = pl.col(_FT).is_not_null()
+    best = out.get_column(_BEST)
+    chosen = rows[best.fill_null(0).to_numpy()]
+    valid = best.is_not_null()
     if spec.ttl_us is not None:
-        valid = valid & (pl.col(_FT) > pl.col(_T) - spec.ttl_us)
-    cols = [_masked(c, valid, spec.defaults) for c in spec.feature_columns]
+        valid = valid & (chosen.get_column(_FT) > out.get_column(_T) - spec.ttl_us)
+    values = raw.select(spec.feature_columns)[chosen.get_column(_ROW).to_numpy()]
+    cols = [_masked(values.get_column(c), valid, spec.defaults) for c in spec.feature_columns]
     if spec.event_time_as:
-        chosen = pl.from_epoch(pl.col(_FT), time_unit="us").dt.replace_time_zone("UTC")
-        cols.append(pl.when(valid).then(chosen).otherwise(None).alias(spec.event_time_as))
-    out = out.select([*left.columns, *cols]).drop(_T)
-    return out.to_arrow(compat_level=pl.CompatLevel.oldest())
+        ft = pl.from_epoch(chosen.get_column(_FT), time_unit="us").dt.replace_time_zone("UTC")
+        cols.append(_masked(ft.alias(spec.event_time_as), valid, {}))
+    result = pl.concat([out.select(left.columns).drop(_T), pl.DataFrame(cols)], how="horizontal")
+    return result.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
-def _visible_index(features: pa.Table, spec: JoinSpec, key_types: Mapping[str, pl.DataType]):
-    """Per entity: the best row visible at each distinct ``v``, and the row values by rank."""
+def _visible_index(raw: pl.DataFrame, spec: JoinSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rank rows by (keys, feature_time, available_time); per (keys, v) the best rank visible at v.
+
+    Ranks of one entity form a contiguous block above every earlier entity's,
+    so a plain running max over rows sorted by (keys, v, rank) is the
+    per-entity running arg-max. Only keys and times are sorted; values are
+    gathered by position at the end.
+    """
     keys = list(spec.entity_keys)
-    wanted = [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
-              *spec.feature_columns]
-    right = pl.from_arrow(features.select(list(dict.fromkeys(wanted))))
-    assert isinstance(right, pl.DataFrame)
-    if right.height == 0:
-        return None
     ft = pl.col(spec.feature_time).dt.epoch("us")
     at = pl.col(spec.available_time).dt.epoch("us") if spec.available_time else ft
-    right = (
-        right.with_columns([pl.col(k).cast(t) for k, t in key_types.items()])
-        .with_columns(ft.alias(_FT), at.alias(_AT))
-        .drop_nulls([*keys, _FT, _AT])
-        .with_columns(pl.max_horizontal(_FT, _AT).alias(_V))
-        .sort([_FT, _AT], maintain_order=True)
-        .with_row_index(_RANK)
-    )
-    index = (
-        right.select([*keys, _V, _RANK])
-        .sort([_V, _RANK])
-        .with_columns(pl.col(_RANK).cum_max().over(keys).alias(_BEST))
-        .unique(subset=[*keys, _V], keep="last", maintain_order=True)
-        .select([*keys, _V, _BEST])
-    )
-    values = right.select([_RANK, _FT, *spec.feature_columns])
-    return index, values
+    rows = (raw.select([*keys, ft.alias(_FT), at.alias(_AT)]).with_row_index(_ROW)
+            .drop_nulls([*keys, _FT, _AT]).sort([*keys, _FT, _AT]))
+    index = (rows.select([*keys, pl.max_horizontal(_FT, _AT).alias(_V)]).with_row_index(_RANK)
+             .sort([*keys, _V, _RANK]).with_columns(pl.col(_RANK).cum_max().alias(_BEST)))
+    last = pl.any_horizontal([pl.col(c) != pl.col(c).shift(-1) for c in [*keys, _V]]).fill_null(True)
+    return rows.select([_ROW, _FT]), index.filter(last).select([*keys, _V, _BEST])
 
 
-def _masked(col: str, valid: pl.Expr, defaults: Mapping[str, object]) -> pl.Expr:
-    fallback = defaults.get(col)
-    other = pl.lit(fallback) if fallback is not None else None
-    return pl.when(valid).then(pl.col(col)).otherwise(other).alias(col)
+def _masked(values: pl.Series, valid: pl.Series, defaults: Mapping[str, object]) -> pl.Series:
+    """The chosen values where a row qualified, else the declared default (or null)."""
+    fallback = defaults.get(values.name)
+    other = pl.lit(fallback, dtype=values.dtype) if fallback is not None else pl.lit(None, dtype=values.dtype)
+    return pl.select(pl.when(valid).then(values).otherwise(other).alias(values.name)).to_series()
 
 
 def _nulls(out: pa.Table, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table:
