@@ -23,6 +23,9 @@ def ensure_ray(settings: Settings) -> None:
         return
     # Token auth prints a warning on every local start; local clusters bind to 127.0.0.1 only.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray Data starts 32 Parquet footer-reader actors per read by default: on a small
+    # machine that is seconds of process start-up per read, for a few footers.
+    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(settings.ray.num_cpus or os.cpu_count() or 2))
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
