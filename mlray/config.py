@@ -38,9 +38,14 @@ class RedisConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(None, description="redis:// or rediss:// URL, with AUTH in it; None = embedded server.")
-    key_prefix: str = "mlray"
-    timeout_s: float = Field(0.5, gt=0, description="Socket timeout for every Redis call.")
+    # Braces would become a Redis Cluster hash tag and pin every key to one slot.
+    key_prefix: str = Field("mlray", pattern=r"^[^\s{}]+$", description="First part of every key (no spaces or braces).")
+    timeout_s: float = Field(0.5, gt=0, description="Socket timeout of every online read (and small call).")
+    write_timeout_s: float = Field(30.0, gt=0, description="Socket timeout of materialization's bulk writes.")
     max_connections: int = Field(64, ge=1)
+    cluster: bool = Field(False, description="The URL names a Redis Cluster node (use the cluster protocol).")
+    retries: int = Field(1, ge=0, le=5, description="Reconnect attempts after a dropped connection (not after a timeout).")
+    write_batch: int = Field(500, ge=1, le=10_000, description="Entities per conditional-write script call.")
 
 
 class Settings(BaseSettings):

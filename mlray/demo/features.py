@@ -4,16 +4,23 @@ Each view's transform is the one definition of its features: it receives the
 complete event history of a set of entities (a pandas batch, sorted by time)
 and returns hourly snapshots. Click-through rates are smoothed towards a
 prior so they are defined for new entities too.
+
+``request_features`` are computed at request time from the impression's
+context (its time, ``device`` and shown ``price``) and the user's stored usual
+price: the same function builds them for training sets (from the label
+rows) and for online lookups (from the request).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from mlray.features import Entity, FeatureService, FeatureView, Field
+from mlray.features.on_demand import OnDemandFeatureView
 from mlray.features.windows import window_snapshots
 
 CTR_PRIOR, CTR_STRENGTH = 0.07, 20.0
@@ -99,3 +106,29 @@ ctr_model_v1 = FeatureService("ctr_model_v1", (
     "item_stats:ctr_24h", "item_stats:popularity_7d", "item_stats:current_price",
     "item_catalog:category", "item_catalog:list_price",
 ))
+
+
+DEVICES = ("mobile", "desktop", "tablet")
+
+
+def request_features_transform(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Hour of day (UTC) of the request, shown price over the user's usual price, device one-hot."""
+    hour = inputs["request_time"].astype("datetime64[h]").astype(np.int64) % 24
+    usual = inputs["user_activity__usual_price_7d"].astype(float)  # NaN when the user has no history
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(usual > 0, inputs["price"].astype(float) / usual, np.nan)
+    device = inputs["device"]
+    return {"hour_of_day": hour, "price_vs_usual": relative,
+            **{f"device_{d}": (device == d).astype(np.int64) for d in DEVICES}}
+
+
+request_features = OnDemandFeatureView(
+    name="request_features",
+    request=[Field("device", pa.string()), Field("price", pa.float64(), ge=0)],
+    sources=["user_activity:usual_price_7d"],
+    schema=[Field("hour_of_day", pa.int64(), ge=0, le=23),
+            Field("price_vs_usual", pa.float64(), ge=0),
+            *[Field(f"device_{d}", pa.int64(), ge=0, le=1) for d in DEVICES]],
+    transform=request_features_transform,
+    description="The impression's request context, relative to what the user usually sees.",
+)

@@ -1,0 +1,46 @@
+"""Validate, train, tune, judge and register a model version (the training pipeline as a Ray job).
+
+    ray job submit --working-dir . -- python jobs/train_pipeline.py --config train.yaml
+
+``--config`` is the training config (:mod:`mlray.training.config`); the mlray
+settings come from its ``settings_file``/``settings`` keys, else the usual
+lookup (``$MLRAY_CONFIG``, ``./mlray.yaml``, ``MLRAY_*``), or ``--settings``.
+Exits 0 when a version was registered, 2 when a stage failed (the reason is
+printed; a failed validation registers nothing and leaves the champion as it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from mlray.errors import find_mlray_error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--config", help="training config YAML (default: all defaults)")
+    parser.add_argument("--settings", help="mlray.yaml settings file (overrides the config's settings_file)")
+    args = parser.parse_args(argv)
+    try:
+        from mlray.config import load_settings
+        from mlray.pipeline import run_pipeline
+        from mlray.training.config import load_train_config, settings_for
+
+        cfg = load_train_config(args.config)
+        settings = load_settings(args.settings, **cfg.settings) if args.settings else settings_for(cfg)
+        result = run_pipeline(settings, cfg)
+    except Exception as e:
+        err = find_mlray_error(e)
+        if err is None:
+            raise
+        print(f"{type(err).__name__}: {err.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(result), indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

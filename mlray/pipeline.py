@@ -1,0 +1,381 @@
+"""The training pipeline, top to bottom: one line per stage in :func:`run_pipeline`.
+
+    build training set -> validate -> split -> fit preprocessing -> tune/train
+    -> evaluate -> compare with the champion -> register
+
+Each stage is a function below taking and returning typed values, logging
+what it did to the run's MLflow record. The first stage that fails stops the
+run with a typed error saying why; the MLflow run is then marked FAILED and
+nothing is registered (a failed validation leaves its HTML report behind).
+
+Quick start::
+
+    from mlray.config import load_settings
+    from mlray.pipeline import run_pipeline
+    from mlray.training.config import TrainConfig
+
+    result = run_pipeline(load_settings(), TrainConfig())
+    print(result.version, result.alias, result.metrics["auc"])
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlray.config import Settings, code_version
+from mlray.errors import ValidationFailed, find_mlray_error
+from mlray.ray_session import ensure_ray
+from mlray.training.config import TrainConfig
+
+log = logging.getLogger("mlray.pipeline")
+EXPORT_ROWS, CALIBRATION_ROWS = 20_000, 5_000
+EPOCH_METRICS = ("train_loss", "val_loss", "val_auc", "samples_per_s", "epoch_seconds")
+
+
+@dataclass
+class PipelineResult:
+    """What one pipeline run produced.
+
+    Attributes:
+        run_id, run_name: the MLflow run holding metrics, plots and the model files.
+        model_name, version: the registered model version.
+        alias: ``champion`` (promoted) or ``challenger``.
+        promoted: whether the new version became champion.
+        reason: the champion/challenger decision in words, with both scores.
+        metrics: the new model's test-slice metrics (``auc``, ``log_loss``, ``ece``, ...).
+        champion_metrics: the previous champion's metrics on the same slice (None on a first run).
+        champion_version: the previous champion's version (None on a first run).
+        params: the chosen hyperparameters.
+        validation: the validation summary line; warnings lists checks that warned.
+        exported: export files the version carries (``model.onnx``...).
+        seconds: wall time per stage.
+    """
+
+    run_id: str
+    run_name: str
+    model_name: str
+    version: str
+    alias: str
+    promoted: bool
+    reason: str
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    champion_version: str | None
+    params: dict[str, Any]
+    validation: str
+    warnings: list[str] = field(default_factory=list)
+    exported: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    """The chosen model scored on the test slice, with the reference distributions it will carry."""
+
+    model: Any
+    spec: Any
+    metrics: dict[str, float]
+    reference: Any
+
+
+@dataclass
+class Context:
+    """What every stage shares: settings, config, the MLflow run, the champion (if any)."""
+
+    settings: Settings
+    cfg: TrainConfig
+    client: Any
+    run_id: str
+    run_name: str
+    storage_path: str
+    code: str = ""
+    champion: Any = None
+    echo: Callable[[str], None] = print
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one stage, timing it and saying what it did."""
+        self.echo(f"[{self.run_name}] {name} ...")
+        started = time.perf_counter()
+        try:
+            out = fn(self, *args)
+        except Exception as e:
+            self.client.set_tag(self.run_id, "mlray.failed_stage", name)
+            err = find_mlray_error(e)
+            self.client.set_tag(self.run_id, "mlray.error", (err.message if err else repr(e))[:4000])
+            raise
+        self.seconds[name] = time.perf_counter() - started
+        self.client.log_metric(self.run_id, f"seconds.{name.replace(' ', '_')}", self.seconds[name])
+        self.echo(f"[{self.run_name}] {name}: done in {self.seconds[name]:.1f} s")
+        return out
+
+
+def run_pipeline(settings: Settings, train_config: TrainConfig, *,
+                 echo: Callable[[str], None] | None = None) -> PipelineResult:
+    """Train, judge and register one model version; stops at the first failing stage.
+
+    Args:
+        settings: where the data, Ray and MLflow are.
+        train_config: what to train and how (see :mod:`mlray.training.config`).
+        echo: receives one line per stage start/end (default: print).
+
+    Returns:
+        A :class:`PipelineResult` with the version, the decision and the metrics.
+
+    Raises:
+        ValidationFailed: the training data failed validation (nothing registered).
+        NotFoundError, SchemaError, ConfigError: missing tables, columns or bad config.
+        BackendUnavailable: MLflow or Ray is unreachable.
+        MlrayError: training failed beyond ``training.max_failures`` restarts.
+    """
+    ensure_ray(settings)
+    ctx = start_run(settings, train_config, echo or print)
+    try:
+        ctx.champion = ctx.stage("load champion", load_champion)
+        data = ctx.stage("build training set", build_training_set)
+        reference, report = ctx.stage("validate", validate, data)
+        splits = ctx.stage("split by time", split, data)
+        spec, train_x, val_x = ctx.stage("fit preprocessing", prepare, data, splits)
+        outcome = ctx.stage("tune and train", train, spec, train_x, val_x)
+        evaluation = ctx.stage("evaluate", evaluate, outcome, splits, reference)
+        decision, champion_metrics = ctx.stage("compare with champion", compare, evaluation, splits)
+        version, exported = ctx.stage("register", register, data, splits, evaluation, decision, train_x)
+    except BaseException:
+        ctx.client.set_terminated(ctx.run_id, "FAILED")
+        raise
+    ctx.client.set_terminated(ctx.run_id, "FINISHED")
+    return PipelineResult(ctx.run_id, ctx.run_name, train_config.model_name, version, decision.alias,
+                          decision.promote, decision.reason, evaluation.metrics, champion_metrics,
+                          decision.champion_version, outcome.params, report.summary(),
+                          [f"{c.name}: {c.detail}" for c in report.warnings], exported, dict(ctx.seconds))
+
+
+# -- stages ------------------------------------------------------------------------------
+def start_run(settings: Settings, cfg: TrainConfig, echo: Callable[[str], None]) -> Context:
+    """Open the MLflow run (config logged as params and a JSON artifact)."""
+    from mlray.registry.tracking import connect
+
+    client, experiment_id = connect(settings, cfg.experiment, cfg.tracking_uri)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_name = f"{cfg.model_name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    run = client.create_run(experiment_id, run_name=run_name, tags={"mlray.model_name": cfg.model_name,
+                                                                   "mlray.config_file": cfg.source or ""})
+    # The code version is read once: a commit landing mid-run must not give the run two.
+    ctx = Context(settings, cfg, client, run.info.run_id, run_name,
+                  settings.table_uri("ray_results", cfg.model_name), code_version(), echo=echo)
+    client.log_dict(ctx.run_id, cfg.model_dump(mode="json"), "train_config.json")
+    for key, value in _flat(cfg.model_dump(mode="json", exclude={"settings"})).items():
+        client.log_param(ctx.run_id, key, str(value)[:500])
+    return ctx
+
+
+def load_champion(ctx: Context):
+    """The current champion (its spec, weights and training-data reference), or None."""
+    from mlray.registry.versions import load_champion as load
+
+    champion = load(ctx.client, ctx.cfg.model_name)
+    ctx.echo(f"  champion: {'v' + champion.version if champion else 'none yet (first run)'}")
+    return champion
+
+
+def build_training_set(ctx: Context):
+    """Point-in-time training set (labels + stored and request-time features), lineage recorded."""
+    from mlray.registry.lineage import lineage_tags
+    from mlray.training.dataset import build_training_set as build
+
+    data = build(ctx.settings, ctx.cfg)
+    for key, value in lineage_tags(data.lineage, data.feature_refs, ctx.run_name, code=ctx.code).items():
+        ctx.client.set_tag(ctx.run_id, key, value)
+    ctx.client.log_dict(ctx.run_id, data.lineage, "lineage.json")
+    ctx.echo(f"  {data.lineage['rows']:,} rows, {len(data.fields)} features, views "
+             f"{data.lineage['views']}, data hash {data.lineage['content_hash'][:12]}")
+    return data
+
+
+def validate(ctx: Context, data):
+    """Schema, null rates and drift against the champion's training data; the HTML report goes to MLflow."""
+    from mlray.validation.validate import validate_training_set
+
+    champion = ctx.champion
+    report, reference = validate_training_set(
+        data.dataset, data.fields, label=ctx.cfg.labels.label, label_time=ctx.cfg.labels.time,
+        config=ctx.cfg.validation, categorical=data.categorical,
+        reference=champion.reference if champion else None,
+        reference_name=f"{ctx.cfg.model_name} v{champion.version} (champion)" if champion else None)
+    ctx.client.log_text(ctx.run_id, report.to_html(), "validation/report.html")
+    ctx.client.log_dict(ctx.run_id, report.to_dict(), "validation/report.json")
+    log_metrics(ctx.client, ctx.run_id, {f"psi.{feature}": value for feature, value in report.psi.items()})
+    ctx.client.set_tag(ctx.run_id, "mlray.validation", "passed" if report.passed else "failed")
+    ctx.echo(f"  {report.summary()}")
+    for check in report.warnings:
+        ctx.echo(f"  warning: {check.name}: {check.detail}")
+    report.raise_if_failed()
+    return reference, report
+
+
+def split(ctx: Context, data):
+    """Earliest slice trains, the next validates, the latest tests."""
+    from mlray.registry.lineage import TAG_SPLIT
+    from mlray.training.dataset import split_by_time
+
+    splits = split_by_time(data.dataset, ctx.cfg.labels.time, ctx.cfg.split)
+    info = {"validation_start": splits.validation_start.isoformat(), "test_start": splits.test_start.isoformat(),
+            "rows": splits.rows}
+    ctx.client.set_tag(ctx.run_id, TAG_SPLIT, json.dumps(info, sort_keys=True))
+    ctx.echo(f"  rows {splits.rows}; validation from {info['validation_start']}, test from {info['test_start']}")
+    return splits
+
+
+def prepare(ctx: Context, data, splits):
+    """Normalization statistics and vocabularies from the train slice; train/validation encoded for Ray Train."""
+    from mlray.training.dataset import encode, fit_spec
+
+    spec = fit_spec(splits.train, data, ctx.cfg)
+    ctx.client.log_dict(ctx.run_id, spec.to_dict(), "model_spec.json")
+    return spec, encode(splits.train, spec, shuffle_seed=ctx.cfg.training.seed), encode(splits.validation, spec)
+
+
+def train(ctx: Context, spec, train_x, val_x):
+    """Ray Tune over Ray Train trials (or one Ray Train run when ``tune.num_samples`` is 0)."""
+    from mlray.training.trainer import train_once
+    from mlray.training.tune import tune_model
+
+    cfg = ctx.cfg
+    if cfg.tune.num_samples > 0:
+        outcome = tune_model(cfg, spec, train_x, val_x, storage_path=ctx.storage_path, name=ctx.run_name)
+    else:
+        outcome = train_once(cfg, spec, train_x, val_x, storage_path=ctx.storage_path, name=ctx.run_name,
+                             metric=cfg.tune.metric, mode=cfg.tune.mode)
+    log_training(ctx, outcome)
+    ctx.echo(f"  best: epoch {outcome.metrics.get('epoch')} val_auc {outcome.metrics.get('val_auc', float('nan')):.4f}"
+             f" params {outcome.params}")
+    return outcome
+
+
+def evaluate(ctx: Context, outcome, splits, reference):
+    """Score the test slice: AUC, log loss, calibration; reliability plot and score histogram."""
+    from mlray.training.evaluate import (
+        metrics,
+        reliability_plot,
+        score_dataset,
+        score_histogram,
+    )
+    from mlray.training.model import build_model
+    from mlray.training.train_loop import load_checkpoint
+    from mlray.validation.psi import score_distribution
+
+    spec, state, _ = load_checkpoint(outcome.checkpoint_path)
+    y, p = score_dataset(splits.test, spec, state)
+    result = metrics(y, p)
+    log_metrics(ctx.client, ctx.run_id, {f"test_{k}": v for k, v in result.items()})
+    with tempfile.TemporaryDirectory() as d:
+        for path in (reliability_plot(y, p, Path(d) / "reliability.png", "Test slice reliability"),
+                     score_histogram(y, p, Path(d) / "score_histogram.png", "Test slice scores")):
+            ctx.client.log_artifact(ctx.run_id, str(path), "evaluation")
+    reference.score = score_distribution(p)
+    ctx.echo(f"  test auc {result['auc']:.4f} log loss {result['log_loss']:.4f} ece {result['ece']:.4f}")
+    return Evaluation(build_model(spec, state), spec, result, reference)
+
+
+def compare(ctx: Context, evaluation, splits):
+    """Score the champion on the same test slice and decide: promote, or register as challenger."""
+    from mlray.registry.champion import decide
+    from mlray.training.evaluate import metrics, score_dataset
+
+    champion, champion_metrics, problem = ctx.champion, None, None
+    if champion is not None:
+        try:
+            champion_metrics = metrics(*score_dataset(splits.test, champion.spec, champion.state))
+        except ValidationFailed as e:
+            problem = e.message
+    decision = decide(evaluation.metrics, champion_metrics, ctx.cfg.promotion,
+                      champion.version if champion else None, problem)
+    log_metrics(ctx.client, ctx.run_id, {f"champion_test_{k}": v for k, v in (champion_metrics or {}).items()})
+    ctx.client.log_dict(ctx.run_id, decision.to_dict(), "decision.json")
+    ctx.client.set_tag(ctx.run_id, "mlray.decision", decision.alias)
+    ctx.client.set_tag(ctx.run_id, "mlray.decision_reason", decision.reason)
+    ctx.echo(f"  {'PROMOTE' if decision.promote else 'keep champion'}: {decision.reason}")
+    return decision, champion_metrics
+
+
+def register(ctx: Context, data, splits, evaluation, decision, train_x):
+    """A new model version with weights, spec, export files, reference distributions and lineage tags."""
+    from mlray.registry.lineage import TAG_DECISION, TAG_DECISION_REASON, lineage_tags
+    from mlray.registry.versions import ModelPackage
+    from mlray.registry.versions import register as register_version
+    from mlray.training.dataset import encode
+
+    spec = evaluation.spec
+    test = encode(splits.test, spec).take_batch(min(EXPORT_ROWS, splits.rows["test"]), batch_format="numpy")
+    calib = train_x.take_batch(min(CALIBRATION_ROWS, splits.rows["train"]), batch_format="numpy")["x"]
+    split_info = {"validation_start": splits.validation_start.isoformat(),
+                  "test_start": splits.test_start.isoformat(), "rows": splits.rows}
+    tags = {**lineage_tags(data.lineage, data.feature_refs, ctx.run_name, split_info, ctx.code),
+            TAG_DECISION: decision.alias, TAG_DECISION_REASON: decision.reason[:4000]}
+    pkg = ModelPackage(evaluation.model, spec, evaluation.reference, evaluation.metrics, tags,
+                       data.lineage, ctx.cfg.model_dump(mode="json"), np.ascontiguousarray(test["x"], np.float32),
+                       np.asarray(test["y"], np.float32), np.ascontiguousarray(calib, np.float32))
+    version, exported = register_version(ctx.client, ctx.cfg.model_name, ctx.run_id, pkg, decision.alias)
+    ctx.client.set_tag(ctx.run_id, "mlray.model_version", version)
+    ctx.echo(f"  registered {ctx.cfg.model_name} v{version} as {decision.alias!r}"
+             f"{' with ' + ', '.join(exported) if exported else ' (PyTorch state only: no export stage)'}")
+    return version, exported
+
+
+# -- helpers ----------------------------------------------------------------------------
+def log_metrics(client: Any, run_id: str, values: dict[str, float], step: int = 0) -> None:
+    """Log finite metrics in one batch call."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in values.items()
+             if isinstance(v, (int, float)) and np.isfinite(v)]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def log_history(client: Any, run_id: str, history: list[dict[str, Any]]) -> None:
+    """Per-epoch training metrics, ``step`` = epoch."""
+    for row in history:
+        log_metrics(client, run_id, {k: row.get(k) for k in EPOCH_METRICS}, step=int(row.get("epoch", 0)))
+
+
+def log_training(ctx: Context, outcome) -> None:
+    """Per-epoch metrics of the chosen run on the parent MLflow run; one child run per Tune trial."""
+    log_history(ctx.client, ctx.run_id, outcome.history)
+    for k, v in outcome.params.items():
+        ctx.client.log_param(ctx.run_id, f"best.{k}", str(v))
+    resumed = max((int(r.get("restored_from_epoch", -1)) for r in outcome.history), default=-1)
+    log_metrics(ctx.client, ctx.run_id, {"resumed_from_epoch": resumed, "trials": len(outcome.trials)})
+    experiment = ctx.client.get_run(ctx.run_id).info.experiment_id
+    for i, trial in enumerate(outcome.trials):
+        tags = {"mlflow.parentRunId": ctx.run_id, "mlray.trial_error": trial["error"] or ""}
+        child = ctx.client.create_run(experiment, run_name=f"{ctx.run_name}-trial-{i}", tags=tags)
+        for k, v in trial["params"].items():
+            ctx.client.log_param(child.info.run_id, k, str(v))
+        log_history(ctx.client, child.info.run_id, trial["history"])
+        ctx.client.set_terminated(child.info.run_id, "FAILED" if trial["error"] else "FINISHED")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "search_space":
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+__all__ = ["PipelineResult", "run_pipeline"]

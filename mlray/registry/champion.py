@@ -1,0 +1,72 @@
+"""Champion and challenger: does the new model replace the one in production?
+
+The rule is deliberately simple and logged with both scores: with no
+champion the new model is promoted; otherwise it must beat the champion on
+the *same* test slice by the configured margin (AUC up, or log loss down).
+Anything else, including a champion that cannot be scored on this slice,
+leaves the champion in place and registers the new model as ``challenger``
+(the serving shadow scores it on live traffic).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlray.training.config import PromotionConfig
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of the comparison, and why."""
+
+    promote: bool
+    alias: str
+    reason: str
+    metric: str
+    margin: float
+    challenger_score: float
+    champion_score: float | None = None
+    champion_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bad(x: float | None) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def decide(challenger: dict[str, float], champion: dict[str, float] | None, cfg: PromotionConfig,
+           champion_version: str | None = None, champion_problem: str | None = None) -> Decision:
+    """Compare test-slice metrics and say which alias the new model gets.
+
+    Args:
+        challenger: the new model's test metrics (``auc``, ``log_loss``).
+        champion: the champion's metrics on the same slice; None when there is no champion.
+        cfg: the metric and margin.
+        champion_version: the champion's version, for the reason text.
+        champion_problem: why the champion could not be scored, if it could not.
+    """
+    metric, margin = cfg.metric, cfg.margin
+    new = challenger.get(metric)
+    base = {"metric": metric, "margin": margin, "challenger_score": float("nan") if _bad(new) else float(new),
+            "champion_version": champion_version}
+    if _bad(new):
+        return Decision(False, CHALLENGER, f"the new model's test {metric} is undefined", **base)
+    if champion is None and champion_problem is None:
+        return Decision(True, CHAMPION, "no champion yet: the first model becomes champion", **base)
+    old = None if champion is None else champion.get(metric)
+    if _bad(old):
+        why = champion_problem or f"its test {metric} is undefined"
+        return Decision(False, CHALLENGER, f"champion v{champion_version} could not be scored ({why}); "
+                        "promote by hand if the new model should replace it", **base)
+    gain = (new - old) if metric == "auc" else (old - new)
+    verb = "beats" if gain >= margin else "does not beat"
+    reason = (f"test {metric} {new:.4f} vs champion v{champion_version} {old:.4f}: {verb} it by the margin "
+              f"{margin} (gain {gain:+.4f})")
+    promote = gain >= margin
+    return Decision(promote, CHAMPION if promote else CHALLENGER, reason, champion_score=float(old), **base)

@@ -1,0 +1,59 @@
+"""MLflow set-up: the tracking URI and an experiment whose artifacts live under the data root.
+
+Embedded default: MLflow on SQLite at ``<data_root>/mlflow.db`` with artifacts in
+``<data_root>/mlartifacts`` (browse with ``mlflow ui --backend-store-uri
+sqlite:///<data_root>/mlflow.db``). A ``tracking_uri`` in the training config
+(or ``Settings.mlflow_tracking_uri``) points everything at a server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mlray.config import Settings
+from mlray.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(settings: Settings, override: str | None = None) -> str:
+    """The tracking URI in force: the config's override, else the settings' (SQLite under the data root)."""
+    return override or settings.tracking_uri
+
+
+def artifact_root(settings: Settings) -> str | None:
+    """Where an embedded store keeps artifacts (``<data_root>/mlartifacts``); None for a server (its default)."""
+    if settings.mlflow_tracking_uri:
+        return None
+    root = str(settings.data_root)
+    if "://" in root:
+        return root.rstrip("/") + "/mlartifacts"
+    return Path(root).resolve().joinpath("mlartifacts").as_uri()
+
+
+def connect(settings: Settings, experiment: str, override: str | None = None):
+    """Point MLflow at the tracking store and return ``(client, experiment_id)``, creating the experiment.
+
+    Raises:
+        BackendUnavailable: the tracking server cannot be reached.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(settings, override)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is not None:
+            return client, exp.experiment_id
+        location = artifact_root(settings) if override is None else None
+        return client, client.create_experiment(experiment,
+                                                artifact_location=f"{location}/{experiment}" if location else None)
+    except MlflowException as e:
+        raise BackendUnavailable(f"MLflow tracking store {uri} is not usable: {e}. Check tracking_uri in the "
+                                 "training config (or Settings.mlflow_tracking_uri) and that the server is up.") from e

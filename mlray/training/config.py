@@ -1,0 +1,247 @@
+"""The training job's configuration: one typed :class:`TrainConfig`, loaded from YAML.
+
+Example ``train.yaml``::
+
+    model_name: ctr_model
+    features: ctr_model_v1
+    extra_features: [request_features:hour_of_day, request_features:price_vs_usual]
+    categorical: [request_features:hour_of_day]
+    split: {train: 0.7, validation: 0.15, test: 0.15}
+    training: {epochs: 3, batch_size: 512, num_workers: 1, max_failures: 2}
+    tune: {num_samples: 4, max_concurrent_trials: 2}
+    promotion: {margin: 0.005}
+    validation: {psi_fail: 0.25, max_null_rate: {user_activity:ctr_7d: 0.1}}
+    settings: {data_root: ./mlray-data}     # mlray Settings overrides (optional)
+
+Every section has defaults, so an empty file trains the demo model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlray.errors import ConfigError
+
+REQUEST_FEATURES = ("request_features:hour_of_day", "request_features:price_vs_usual",
+                    "request_features:device_mobile", "request_features:device_desktop",
+                    "request_features:device_tablet")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelsConfig(_Section):
+    """Where the labels come from: a raw table name (under ``<data_root>/raw``) or a Delta/Parquet path."""
+
+    table: str = "impressions"
+    label: str = Field("clicked", description="Boolean (or 0/1) label column.")
+    time: str = Field("event_time", description="Label time: the point-in-time join and the split use it.")
+    columns: list[str] | None = Field(None, description="Label-table columns to keep (None = all).")
+    start: datetime | None = Field(None, description="Only labels at or after this time.")
+    end: datetime | None = Field(None, description="Only labels before this time.")
+
+
+class SplitConfig(_Section):
+    """Split by label time: earliest slice trains, the next validates, the latest tests.
+
+    Give fractions of rows (by time order), or both boundaries.
+    """
+
+    train: float = Field(0.7, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    validation_start: datetime | None = None
+    test_start: datetime | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SplitConfig:
+        if abs(self.train + self.validation + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1, got {self.train} + {self.validation} + "
+                             f"{self.test}; e.g. 0.7 / 0.15 / 0.15")
+        if (self.validation_start is None) != (self.test_start is None):
+            raise ValueError("give both validation_start and test_start, or neither (then fractions are used)")
+        if self.validation_start and self.test_start and self.validation_start >= self.test_start:
+            raise ValueError("validation_start must be before test_start")
+        return self
+
+
+class ModelConfig(_Section):
+    """The network's hyperparameters (the tunable ones are named in ``tune.search_space``)."""
+
+    lr: float = Field(3e-3, gt=0, lt=1)
+    width: int = Field(64, ge=4, le=4096, description="Width of the first hidden layer.")
+    layers: int = Field(2, ge=1, le=6, description="Hidden layers; each is half as wide as the one before.")
+    embedding_dim: int = Field(8, ge=1, le=256)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(1e-5, ge=0)
+
+    def hidden(self) -> list[int]:
+        return [max(self.width // 2**i, 4) for i in range(self.layers)]
+
+
+class TrainingConfig(_Section):
+    """How Ray Train runs: epochs, batch size, workers, failure handling."""
+
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(512, ge=1)
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    max_failures: int = Field(2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: no limit).")
+    seed: int = 0
+    local_shuffle_rows: int = Field(0, ge=0, description="Per-worker shuffle buffer each epoch (0: none; the train "
+                                                         "slice is shuffled once, globally, before training).")
+    prefetch_batches: int = Field(2, ge=0, description="Reads each worker prepares ahead of the training step.")
+    batches_per_read: int = Field(8, ge=1, description="Mini-batches taken from the Ray Dataset per read "
+                                                       "(amortizes the per-read cost).")
+
+
+class SearchDim(_Section):
+    """One dimension of the search space."""
+
+    kind: Literal["loguniform", "uniform", "choice", "randint"]
+    low: float | None = None
+    high: float | None = None
+    values: list[float | int] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchDim:
+        if self.kind == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"a {self.kind!r} dimension needs low < high, got low={self.low}, high={self.high}")
+        return self
+
+
+def _default_space() -> dict[str, SearchDim]:
+    return {"lr": SearchDim(kind="loguniform", low=3e-4, high=1e-2),
+            "width": SearchDim(kind="choice", values=[32, 64, 128]),
+            "embedding_dim": SearchDim(kind="choice", values=[4, 8, 16]),
+            "dropout": SearchDim(kind="uniform", low=0.0, high=0.3)}
+
+
+class TuneSection(_Section):
+    """Ray Tune: ASHA early stopping with Optuna search. ``num_samples: 0`` trains once, untuned."""
+
+    num_samples: int = Field(4, ge=0)
+    max_concurrent_trials: int = Field(1, ge=1)
+    metric: Literal["val_auc", "val_loss"] = "val_auc"
+    grace_period: int = Field(1, ge=1, description="Epochs every trial runs before ASHA may stop it.")
+    reduction_factor: int = Field(2, ge=2)
+    search_space: dict[str, SearchDim] = Field(default_factory=_default_space)
+
+    @field_validator("search_space")
+    @classmethod
+    def _known(cls, v: dict[str, SearchDim]) -> dict[str, SearchDim]:
+        unknown = sorted(set(v) - set(ModelConfig.model_fields))
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; tunable: {sorted(ModelConfig.model_fields)}")
+        return v
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.metric == "val_auc" else "min"
+
+
+class PromotionConfig(_Section):
+    """The challenger becomes champion only if its test metric beats the champion's by ``margin``."""
+
+    metric: Literal["auc", "log_loss"] = "auc"
+    margin: float = Field(0.005, description="Required improvement (AUC up, or log loss down, by this much); "
+                                             "below the noise of a small test slice, retrains would flip-flop.")
+
+
+class ValidationConfig(_Section):
+    """Data checks before training: schema, null rates, drift against the champion's training data."""
+
+    psi_warn: float = Field(0.1, gt=0)
+    psi_fail: float = Field(0.25, gt=0)
+    allow_drift: bool = Field(False, description="Warn instead of failing when a feature's PSI is over psi_fail.")
+    psi_bins: int = Field(10, ge=2, le=100)
+    default_max_null_rate: float = Field(0.2, ge=0, le=1, description="Null-rate limit of every feature.")
+    max_null_rate: dict[str, float] = Field(default_factory=dict,
+                                            description="Per-feature limits, by 'view:feature' or column name.")
+    min_rows: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValidationConfig:
+        if self.psi_warn > self.psi_fail:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_fail ({self.psi_fail})")
+        bad = {k: r for k, r in self.max_null_rate.items() if not 0 <= r <= 1}
+        if bad:
+            raise ValueError(f"max_null_rate values must be within [0, 1]: {bad}")
+        return self
+
+
+class TrainConfig(_Section):
+    """Everything one run of the training pipeline needs besides the mlray :class:`~mlray.config.Settings`."""
+
+    model_name: str = Field("ctr_model", pattern=r"^[A-Za-z0-9_\-.]+$")
+    experiment: str = "mlray-training"
+    features: str | list[str] = Field("ctr_model_v1", description="A feature service name or 'view:feature' refs.")
+    extra_features: list[str] = Field(default_factory=lambda: list(REQUEST_FEATURES),
+                                      description="More refs (e.g. on-demand features) added to `features`.")
+    categorical: list[str] = Field(default_factory=lambda: ["request_features:hour_of_day"],
+                                   description="Integer features to embed as categories (strings always are).")
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tune: TuneSection = Field(default_factory=TuneSection)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    tracking_uri: str | None = Field(None, description="MLflow server; None = Settings.tracking_uri.")
+    settings_file: str | None = Field(None, description="mlray.yaml for the Settings (default: the usual lookup).")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Settings overrides, e.g. data_root.")
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str | None:
+        """The file this config was read from, if any."""
+        return self._source
+
+
+def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Read a :class:`TrainConfig` from YAML (``None``: all defaults), then apply ``overrides``.
+
+    Raises:
+        ConfigError: the file is unreadable, or a field is invalid; the message names both.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"Cannot read training config {path}: {e}") from e
+        if not isinstance(values, dict):
+            raise ConfigError(f"Training config {path} must hold a mapping, got {type(values).__name__}.")
+    values.update(overrides)
+    try:
+        cfg = TrainConfig.model_validate(values)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"Invalid training config{f' {path}' if path else ''}: {problems}") from e
+    cfg._source = str(path) if path is not None else None
+    return cfg
+
+
+def settings_for(cfg: TrainConfig):
+    """The mlray Settings a training config names: its ``settings_file`` plus its ``settings`` overrides."""
+    from mlray.config import load_settings
+
+    return load_settings(cfg.settings_file, **cfg.settings)

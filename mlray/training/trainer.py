@@ -1,0 +1,109 @@
+"""One Ray Train run: a ``TorchTrainer`` over the encoded slices, checkpoints every epoch, restarts on failure.
+
+:func:`make_trainer` builds the trainer (also used by each Tune trial);
+:func:`train_once` runs it and picks the best epoch's checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray.data
+from ray.train import (
+    CheckpointConfig,
+    DataConfig,
+    FailureConfig,
+    RunConfig,
+    ScalingConfig,
+)
+from ray.train.torch import TorchTrainer
+
+from mlray.errors import MlrayError
+from mlray.training.config import TrainConfig
+from mlray.training.model import ModelSpec
+from mlray.training.train_loop import train_loop_per_worker
+
+HYPERPARAMETERS = ("lr", "width", "layers", "embedding_dim", "dropout", "weight_decay")
+
+
+@dataclass
+class TrainOutcome:
+    """The chosen model and how it was found.
+
+    Attributes:
+        checkpoint_path: directory of the chosen checkpoint (see :func:`~mlray.training.train_loop.load_checkpoint`).
+        metrics: the metrics reported with that checkpoint.
+        history: every epoch reported by the chosen trial, in order.
+        params: the hyperparameters of the chosen trial.
+        trials: per trial, its params, history and status (empty without tuning).
+    """
+
+    checkpoint_path: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    params: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def loop_config(cfg: TrainConfig, spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``train_loop_config`` of one run: spec, hyperparameters, epochs, batch size, seed."""
+    hp = {k: params.get(k, getattr(cfg.model, k)) for k in HYPERPARAMETERS}
+    t = cfg.training
+    return {"spec": spec.to_dict(), **hp, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
+            "local_shuffle_rows": t.local_shuffle_rows, "prefetch_batches": t.prefetch_batches,
+            "batches_per_read": t.batches_per_read}
+
+
+def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
+                 storage_path: str, name: str, params: dict[str, Any] | None = None,
+                 callbacks: list[Any] | None = None) -> TorchTrainer:
+    """A ``TorchTrainer`` with ``cfg.training``'s workers, checkpoints kept, failures retried from the last one.
+
+    Only ``train`` is split across workers; every worker reads all of ``validation``
+    so each reports the same validation metrics.
+    """
+    t = cfg.training
+    resources = {"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config(cfg, spec, params or {}),
+        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=storage_path, callbacks=callbacks,
+                             failure_config=FailureConfig(max_failures=t.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=None)),
+        datasets={"train": train, "validation": validation},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+
+
+def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
+               storage_path: str, name: str, metric: str = "val_auc", mode: str = "max") -> TrainOutcome:
+    """Train with the configured hyperparameters (no tuning); the best epoch by ``metric`` wins.
+
+    Raises:
+        MlrayError: training failed more often than ``training.max_failures`` allows.
+    """
+    trainer = make_trainer(cfg, spec, train, validation, storage_path=storage_path, name=name)
+    try:
+        result = trainer.fit()
+    except Exception as e:
+        raise MlrayError(f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
+                         f"Its checkpoints and logs are under {storage_path}/{name}.") from e
+    rows = [dict(m, checkpoint_path=c.path) for c, m in (result.best_checkpoints or [])]
+    if not rows:
+        raise MlrayError(f"Training run {name!r} finished without a checkpoint; see {storage_path}/{name}.")
+    best = best_row(rows, metric, mode)
+    params = {k: getattr(cfg.model, k) for k in HYPERPARAMETERS}
+    return TrainOutcome(best["checkpoint_path"], best, sorted(rows, key=lambda r: r.get("epoch", 0)), params)
+
+
+def best_row(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
+    """The row with the best ``metric`` (NaN counts as worst); ties go to the later epoch."""
+    def key(r: dict[str, Any]) -> tuple[float, int]:
+        v = r.get(metric, float("nan"))
+        v = float("-inf") if v is None or (isinstance(v, float) and math.isnan(v)) else (v if mode == "max" else -v)
+        return v, int(r.get("epoch", 0))
+
+    return max(rows, key=key)
