@@ -139,8 +139,8 @@ class FeatureStore:
             inputs.check_key_types(schema, view.join_keys, view.key_schema(), "labels")
             snap = self.offline.snapshot(view, (versions or {}).get(vname))
             ts_col = f"{vname}__event_time" if include_feature_times else None
-            ds = join_view(ds, view, snap, feats, label_time, event_time_as=ts_col)
-            ds = ds.rename_columns({f: names[f"{vname}:{f}"] for f in feats})
+            ds = join_view(ds, view, snap, feats, label_time, event_time_as=ts_col,
+                           rename={f: names[f"{vname}:{f}"] for f in feats})
             metadata[vname] = {"uri": snap.uri, "version": snap.version, "schema_hash": view.schema_hash(),
                                "rows": snap.num_rows}
         schema_hash = self.repo.schema_hash(by_view)

@@ -57,17 +57,20 @@ def _sortable(t: pa.DataType) -> bool:
 
 
 def join_view(labels: ray.data.Dataset, view: FeatureView, snap: ViewSnapshot, features: list[str],
-              label_time: str, *, event_time_as: str | None = None) -> ray.data.Dataset:
+              label_time: str, *, event_time_as: str | None = None,
+              rename: dict[str, str] | None = None) -> ray.data.Dataset:
     """Append ``features`` of ``view`` to every label row, reading the view's buckets directly.
 
     Only the labels are partitioned (by the view's entity bucket); each
     bucket's task reads that bucket's files of the pinned table version.
+    ``rename`` maps feature names to output column names (done in the join
+    tasks: a separate Ray Data rename is one more streaming execution per view).
     """
     ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
     defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
     spec = JoinSpec(view.join_keys, label_time, EVENT_TIME, tuple(features), view.available_time, ttl_us,
                     defaults, event_time_as)
-    fields = [view.table_schema().field(f) for f in features]
+    fields = [view.table_schema().field(f).with_name((rename or {}).get(f, f)) for f in features]
     if event_time_as:
         fields.append(pa.field(event_time_as, view.table_schema().field(EVENT_TIME).type))
     columns = list(dict.fromkeys([*view.join_keys, EVENT_TIME, AVAILABLE_TIME, *features]))
@@ -96,11 +99,12 @@ def _join_bucket(spec: JoinSpec, snap: ViewSnapshot, bucket: int, columns: list[
     feats = snap.read_bucket(bucket, columns)
     if feats is None:
         feats = _empty_features(columns, labels.schema, fields, spec)
-    return asof_join(labels, feats, spec).select(out_schema.names).cast(out_schema)
+    out = asof_join(labels, feats, spec)
+    return out.rename_columns([*labels.column_names, *[f.name for f in fields]]).cast(out_schema)
 
 
 def _empty_features(columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec) -> pa.Table:
     ts = pa.timestamp("us", tz="UTC")
-    by_name = {f.name: f.type for f in fields}
+    by_name = {c: f.type for c, f in zip(spec.feature_columns, fields)}  # fields carry output names
     types = [label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, ts) for c in columns]
     return pa.schema(list(zip(columns, types))).empty_table()
