@@ -172,6 +172,7 @@ def main() -> None:
     p.add_argument("--prefetch", type=int, default=None, help="override training.prefetch_batches")
     args = p.parse_args()
 
+    load_before = os.getloadavg()
     x, y = make_data(args.rows + args.rows // 10)
     train, val = (x[: args.rows], y[: args.rows]), (x[args.rows:], y[args.rows:])
     spec = spec_for(train[0])
@@ -199,7 +200,10 @@ def main() -> None:
             "samples_per_s", "val_auc"]
     print_table(f"Training {args.rows:,} rows x {args.epochs} epochs, batch {args.batch_size} "
                 f"(target: ray 1 worker wall ratio <= 1.3)", cols, [[r[c] for c in cols] for r in rows])
-    path = write_json("train", {"args": vars(args), "results": rows})
+    load = {"before": load_before, "after": os.getloadavg()}
+    print(f"load average (1/5/15 min) before {load['before']}, after {load['after']} on {os.cpu_count()} CPUs: "
+          "other work on the machine inflates the wall and CPU times")
+    path = write_json("train", {"args": vars(args), "load_average": load, "results": rows})
     print(f"wrote {path}")
 
 
