@@ -72,11 +72,17 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     if spec.ttl_us is not None:
         valid = valid & (chosen.get_column(_FT) > out.get_column(_T) - spec.ttl_us)
     values = raw.select(spec.feature_columns)[chosen.get_column(_ROW).to_numpy()]
+    return _output(out.select(left.columns).drop(_T), values, chosen.get_column(_FT), valid, spec)
+
+
+def _output(labels: pl.DataFrame, values: pl.DataFrame, chosen_ft: pl.Series, valid: pl.Series,
+            spec: JoinSpec) -> pa.Table:
+    """Label columns plus the chosen values, masked (null or default) where no row qualified."""
     cols = [_masked(values.get_column(c), valid, spec.defaults) for c in spec.feature_columns]
     if spec.event_time_as:
-        ft = pl.from_epoch(chosen.get_column(_FT), time_unit="us").dt.replace_time_zone("UTC")
+        ft = pl.from_epoch(chosen_ft, time_unit="us").dt.replace_time_zone("UTC")
         cols.append(_masked(ft.alias(spec.event_time_as), valid, {}))
-    result = pl.concat([out.select(left.columns).drop(_T), pl.DataFrame(cols)], how="horizontal")
+    result = pl.concat([labels, pl.DataFrame(cols)], how="horizontal")
     return result.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
@@ -123,8 +129,33 @@ def latest_per_entity(features: pa.Table, spec: JoinSpec, entities: pa.Table) ->
 
     ``entities`` holds the join keys and the as-of time column ``spec.label_time``.
     Used by materialization, so online values are exactly the offline join's.
+    With one as-of time for every entity (materialization's case) the rule is
+    just "the last visible row by (feature_time, available_time)", which
+    needs one filter and one sort instead of the general as-of machinery.
     """
-    return asof_join(entities, features, spec)
+    keys = list(spec.entity_keys)
+    left = pl.from_arrow(entities)
+    assert isinstance(left, pl.DataFrame)
+    if left.height == 0 or features.num_rows == 0 or left.get_column(spec.label_time).n_unique() != 1:
+        return asof_join(entities, features, spec)
+    t = left.get_column(spec.label_time).dt.epoch("us")[0]
+    raw = pl.from_arrow(features.select(list(dict.fromkeys(
+        [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
+         *spec.feature_columns]))))
+    assert isinstance(raw, pl.DataFrame)
+    ft = pl.col(spec.feature_time).dt.epoch("us")
+    at = pl.col(spec.available_time).dt.epoch("us") if spec.available_time else ft
+    best = (raw.with_columns([pl.col(k).cast(left.schema[k]) for k in keys])
+            .with_columns(ft.alias(_FT), at.alias(_AT)).drop_nulls([*keys, _FT, _AT])
+            .filter((pl.col(_FT) <= t) & (pl.col(_AT) <= t))
+            .sort([*keys, _FT, _AT], maintain_order=True).unique(keys, keep="last", maintain_order=True))
+    out = left.join(best, on=keys, how="left", suffix="__mlray_r")
+    valid = out.get_column(_FT).is_not_null()
+    if spec.ttl_us is not None:
+        valid = valid & (out.get_column(_FT) > t - spec.ttl_us)
+    values = out.select([c if c not in left.columns else f"{c}__mlray_r" for c in spec.feature_columns])
+    values.columns = list(spec.feature_columns)
+    return _output(out.select(left.columns), values, out.get_column(_FT), valid, spec)
 
 
 def output_schema(labels: pa.Schema, features: pa.Schema, spec: JoinSpec) -> Sequence[pa.Field]:

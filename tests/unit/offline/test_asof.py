@@ -166,3 +166,21 @@ def test_empty_labels():
     spec = JoinSpec(("user_id",), "t", "event_time", ("f",))
     out = asof_join(labels([]), feats([(1, 1, 1, 1.0)]), spec)
     assert out.num_rows == 0 and "f" in out.column_names
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fea=st.lists(st.tuples(st.integers(0, 3), hours, st.integers(0, 3), st.one_of(st.none(), st.floats(-5, 5))),
+                 max_size=25, unique_by=lambda r: (r[0], r[1], r[2])),
+    at_hour=hours, ttl=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_latest_per_entity_equals_the_general_join(fea, at_hour, ttl):
+    from mlray.offline.asof import latest_per_entity
+
+    fea_t = feats([(u, e, e + d, v) for u, e, d, v in fea])
+    ents = labels([(u, u, at_hour) for u in range(5)])
+    spec = JoinSpec(("user_id",), "t", "event_time", ("f", "available_time"), "available_time",
+                    int(ttl * 3600 * 1e6) if ttl else None, {"f": -9.0}, "chosen")
+    fast = latest_per_entity(fea_t, spec, ents).sort_by("label_id")
+    general = asof_join(ents, fea_t, spec).sort_by("label_id").select(fast.column_names)
+    assert fast.equals(general)
