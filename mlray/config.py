@@ -101,10 +101,6 @@ class Settings(BaseSettings):
         return _join(self.data_root, "raw")
 
     @property
-    def features_root(self) -> str:
-        return _join(self.data_root, "features")
-
-    @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri

@@ -18,7 +18,6 @@ import ray.data
 
 from mlray.errors import SchemaError
 
-TableLike = "ray.data.Dataset | pd.DataFrame | pa.Table"
 
 
 def as_dataset(data: object, what: str) -> ray.data.Dataset:
