@@ -106,7 +106,7 @@ class TrainingConfig(_Section):
     local_shuffle_rows: int = Field(0, ge=0, description="Per-worker shuffle buffer each epoch (0: none; the train "
                                                          "slice is shuffled once, globally, before training).")
     prefetch_batches: int = Field(2, ge=0, description="Reads each worker prepares ahead of the training step.")
-    batches_per_read: int = Field(8, ge=1, description="Mini-batches taken from the Ray Dataset per read "
+    batches_per_read: int = Field(32, ge=1, description="Mini-batches taken from the Ray Dataset per read "
                                                        "(amortizes the per-read cost).")
 
 

@@ -40,7 +40,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     shuffle_rows = int(config.get("local_shuffle_rows", 0))
-    reads = {"per_read": int(config.get("batches_per_read", 8)), "prefetch": int(config.get("prefetch_batches", 2))}
+    reads = {"per_read": int(config.get("batches_per_read", 32)), "prefetch": int(config.get("prefetch_batches", 2))}
     spec = spec_for(config)
     torch.manual_seed(int(config.get("seed", 0)) + rank)
     device = ray.train.torch.get_device()
