@@ -96,15 +96,35 @@ class ModelConfig(_Section):
 class TrainingConfig(_Section):
     """How Ray Train runs: epochs, batch size, workers, failure handling."""
 
+    def threads_per_worker(self) -> int:
+        """``torch_threads``, or by default the worker's CPUs less one for Ray Data's reads and Ray's own threads.
+
+        On CPU a small model's steps are short, so a second intra-op thread gains
+        little once anything else wants a core, and a step waits for its slowest thread.
+        """
+        if self.torch_threads:
+            return self.torch_threads
+        cpus = max(1, int(self.cpus_per_worker))
+        return cpus - 1 if cpus > 1 else 1
+
     epochs: int = Field(3, ge=1, le=1000)
     batch_size: int = Field(512, ge=1)
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    torch_threads: int = Field(0, ge=0, description="Intra-op threads of each worker's PyTorch (0: one per CPU of "
+                                                    "the worker, less one left to the data pipeline when it has "
+                                                    "several).")
     max_failures: int = Field(2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: no limit).")
+    health_check_interval_s: float = Field(0.25, gt=0, le=60,
+                                           description="How often Ray Train's controller polls the workers; a run "
+                                                       "ends (or restarts after a failure) at the next poll.")
     seed: int = 0
-    local_shuffle_rows: int = Field(0, ge=0, description="Per-worker shuffle buffer each epoch (0: none; the train "
+    local_shuffle_rows: int = Field(0, ge=0, description="Shuffle buffer of a streamed epoch (0: none; the train "
                                                          "slice is shuffled once, globally, before training).")
+    cache_shard_mb: float = Field(2048, ge=0, description="Keep each worker's shard in memory after the first epoch "
+                                                          "when at most this large (MiB); later epochs then read it "
+                                                          "in a fresh permutation instead of streaming (0: never).")
     prefetch_batches: int = Field(2, ge=0, description="Reads each worker prepares ahead of the training step.")
     batches_per_read: int = Field(32, ge=1, description="Mini-batches taken from the Ray Dataset per read "
                                                        "(amortizes the per-read cost).")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import nn
 
 from mlray.training.evaluate import log_loss, roc_auc
 from mlray.training.model import CTRModel, ModelSpec
+from mlray.training.shard_reader import ShardReader
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -33,16 +35,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ``config`` holds ``spec`` (a :meth:`ModelSpec.to_dict`), the hyperparameters
     (``lr``, ``weight_decay``, ``width``, ``layers``, ``embedding_dim``,
     ``dropout``) and ``epochs``, ``batch_size``, ``seed``, ``local_shuffle_rows``,
-    ``prefetch_batches``, ``batches_per_read``.
+    ``prefetch_batches``, ``batches_per_read``, ``cache_shard_mb``, ``torch_threads``.
     """
     # -- settings --------------------------------------------------------------
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
-    shuffle_rows = int(config.get("local_shuffle_rows", 0))
-    reads = {"per_read": int(config.get("batches_per_read", 32)), "prefetch": int(config.get("prefetch_batches", 2))}
+    seed = int(config.get("seed", 0))
+    reads = {"per_read": int(config.get("batches_per_read", 32)), "prefetch": int(config.get("prefetch_batches", 2)),
+             "cache_bytes": int(float(config.get("cache_shard_mb", 0)) * 2**20)}
     spec = spec_for(config)
-    torch.manual_seed(int(config.get("seed", 0)) + rank)
+    torch.manual_seed(seed + rank)
+    if config.get("torch_threads"):
+        torch.set_num_threads(int(config["torch_threads"]))
     device = ray.train.torch.get_device()
     placement_group = ray.util.get_current_placement_group()
 
@@ -59,19 +64,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     restored_from = int(state["epoch"]) if state is not None else -1
 
     # -- data: this worker's shard of the train slice, all of the validation slice
-    train_shard = ray.train.get_dataset_shard("train")
-    val_data = ray.train.get_dataset_shard("validation")
+    #    (kept in memory after the first pass when they fit the cache budget)
+    train_data = ShardReader(ray.train.get_dataset_shard("train"), batch_size, device=device, seed=seed * 1000 + rank,
+                             shuffle_rows=int(config.get("local_shuffle_rows", 0)), **reads)
+    val_data = ShardReader(ray.train.get_dataset_shard("validation"), max(batch_size, 4096), device=device,
+                           shuffle=False, **reads)
 
     for epoch in range(restored_from + 1, epochs):
         started, cpu_started = time.perf_counter(), time.process_time()
-        batches = minibatches(train_shard, batch_size, device=device, shuffle_rows=shuffle_rows,
-                              seed=(epoch * 1000 + rank) if shuffle_rows else None, **reads)
-        train_loss, seen = train_epoch(net, optimizer, batches, device)
+        train_loss, seen = train_epoch(net, optimizer, train_data.epoch(epoch), device)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-        val_loss, val_auc = validate(net, val_data, batch_size, device)
+        val_loss, val_auc = validate(net, val_data.epoch(epoch))
         metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc,
                    "samples": seen * world, "epoch_seconds": seconds, "epoch_cpu_seconds": cpu_seconds,
-                   "samples_per_s": seen * world / seconds,
+                   "samples_per_s": seen * world / seconds, "cached_rows": train_data.cached_rows,
                    "restored_from_epoch": restored_from, "world_size": world,
                    "placement_group": placement_group.id.hex() if placement_group else ""}
         report(metrics, model, optimizer, spec, epoch, rank)
@@ -91,20 +97,6 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Any,
         total += loss.detach() * len(y)  # summed on the device: no host sync per step
         seen += len(y)
     return float(total) / max(seen, 1), seen
-
-
-def minibatches(shard: Any, batch_size: int, *, per_read: int, prefetch: int, shuffle_rows: int,
-                seed: int | None, device: torch.device):
-    """``(x, y)`` mini-batches of this worker's shard, read ``per_read`` batches at a time.
-
-    Each Ray Data batch has a fixed cost (formatting, conversion to tensors);
-    reading several mini-batches' worth at once and slicing them here pays it once per read.
-    """
-    reads = shard.iter_torch_batches(batch_size=batch_size * per_read, dtypes=torch.float32, device=device,
-                                     prefetch_batches=prefetch, local_shuffle_buffer_size=shuffle_rows or None,
-                                     local_shuffle_seed=seed)
-    for chunk in reads:
-        yield from zip(chunk["x"].split(batch_size), chunk["y"].split(batch_size))
 
 
 def spec_for(config: dict[str, Any]) -> ModelSpec:
@@ -141,13 +133,13 @@ def latest_checkpoint_state() -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def validate(net: nn.Module, data: Any, batch_size: int, device: torch.device) -> tuple[float, float]:
+def validate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
     """Log loss and AUC over the whole validation set (every worker reads all of it); ``net`` returns logits."""
     net.eval()
     scores, labels = [], []
-    for batch in data.iter_torch_batches(batch_size=max(batch_size, 4096), dtypes=torch.float32, device=device):
-        scores.append(torch.sigmoid(net(batch["x"])).cpu().numpy())
-        labels.append(batch["y"].cpu().numpy())
+    for x, y in batches:
+        scores.append(torch.sigmoid(net(x)).cpu().numpy())
+        labels.append(y.cpu().numpy())
     if not scores:
         return float("nan"), float("nan")
     p, y = np.concatenate(scores), np.concatenate(labels)

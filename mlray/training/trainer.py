@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from mlray.training.config import TrainConfig
 from mlray.training.model import ModelSpec
 from mlray.training.train_loop import train_loop_per_worker
 
+HEALTH_CHECK_INTERVAL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 HYPERPARAMETERS = ("lr", "width", "layers", "embedding_dim", "dropout", "weight_decay")
 
 
@@ -53,7 +55,8 @@ def loop_config(cfg: TrainConfig, spec: ModelSpec, params: dict[str, Any]) -> di
     t = cfg.training
     return {"spec": spec.to_dict(), **hp, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
             "local_shuffle_rows": t.local_shuffle_rows, "prefetch_batches": t.prefetch_batches,
-            "batches_per_read": t.batches_per_read}
+            "batches_per_read": t.batches_per_read, "cache_shard_mb": t.cache_shard_mb,
+            "torch_threads": t.threads_per_worker()}
 
 
 def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
@@ -66,6 +69,9 @@ def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, val
     """
     t = cfg.training
     resources = {"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})}
+    # The controller reads its poll interval from the environment it inherits when the run starts (Ray's default,
+    # 2 s, adds up to 2 s to every run: the end of training is noticed at the next poll).
+    os.environ[HEALTH_CHECK_INTERVAL_ENV] = str(t.health_check_interval_s)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config(cfg, spec, params or {}),
@@ -74,7 +80,8 @@ def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, val
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=None)),
         datasets={"train": train, "validation": validation},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        # One worker reads the whole train slice: no split, so no split coordinator to start and feed each epoch.
+        dataset_config=DataConfig(datasets_to_split=["train"] if t.num_workers > 1 else []),
     )
 
 

@@ -40,3 +40,16 @@ def test_search_space_turns_dimensions_into_tune_domains():
     assert isinstance(space["width"], tune.search.sample.Categorical)
     assert isinstance(space["layers"], tune.search.sample.Integer)
     assert space["dropout"] == cfg.model.dropout
+
+
+def test_torch_threads_leave_one_worker_cpu_to_the_data_pipeline_unless_set():
+    def threads(**training) -> int:
+        return TrainConfig(training=training).training.threads_per_worker()
+
+    assert threads(cpus_per_worker=1) == 1
+    assert threads(cpus_per_worker=2) == 1
+    assert threads(cpus_per_worker=8) == 7
+    assert threads(cpus_per_worker=0.5) == 1
+    assert threads(cpus_per_worker=8, torch_threads=8) == 8
+    out = loop_config(TrainConfig(training={"cpus_per_worker": 4, "cache_shard_mb": 16}), SPEC, {})
+    assert out["torch_threads"] == 3 and out["cache_shard_mb"] == 16
