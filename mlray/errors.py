@@ -68,6 +68,12 @@ class ValidationFailed(MlrayError):
         return (self.__class__, (self.message, self.report))
 
 
+class TrainingFailed(MlrayError):
+    """Training or tuning failed after every allowed restart; the message says where its logs are."""
+
+    http_status = 500
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> NotFoundError:
     """Build a :class:`NotFoundError` that lists the closest valid names.
 

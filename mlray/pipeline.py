@@ -137,7 +137,7 @@ def run_pipeline(settings: Settings, train_config: TrainConfig, *,
         ValidationFailed: the training data failed validation (nothing registered).
         NotFoundError, SchemaError, ConfigError: missing tables, columns or bad config.
         BackendUnavailable: MLflow or Ray is unreachable.
-        MlrayError: training failed beyond ``training.max_failures`` restarts.
+        TrainingFailed: training failed beyond ``training.max_failures`` restarts.
     """
     ensure_ray(settings)
     ctx = start_run(settings, train_config, echo or print)

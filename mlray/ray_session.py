@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import ray
 
 from mlray.config import Settings
+
+DASHBOARD_PORT = 8265
 
 
 def ensure_ray(settings: Settings) -> None:
@@ -30,7 +33,25 @@ def ensure_ray(settings: Settings) -> None:
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
     else:
-        kwargs.update(num_cpus=settings.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+        # Ray Train's placement-group cleaner asks the state API whether a run is still alive. Left to find a
+        # cluster on its own it can reach another Ray on the same host, conclude the run is dead and remove its
+        # workers; so every process is told where this cluster's dashboard (the state API) is.
+        port = dashboard_port()
+        kwargs.update(num_cpus=settings.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                      dashboard_port=port,
+                      runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
         if settings.ray.object_store_memory:
             kwargs["object_store_memory"] = settings.ray.object_store_memory
     ray.init(**kwargs)
+
+
+def dashboard_port(preferred: int = DASHBOARD_PORT) -> int:
+    """Ray's usual dashboard port when it is free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free TCP port on 127.0.0.1 for the Ray dashboard")

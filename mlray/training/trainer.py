@@ -21,7 +21,7 @@ from ray.train import (
 )
 from ray.train.torch import TorchTrainer
 
-from mlray.errors import MlrayError
+from mlray.errors import TrainingFailed
 from mlray.training.config import TrainConfig
 from mlray.training.model import ModelSpec
 from mlray.training.train_loop import train_loop_per_worker
@@ -64,8 +64,8 @@ def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, val
                  callbacks: list[Any] | None = None) -> TorchTrainer:
     """A ``TorchTrainer`` with ``cfg.training``'s workers, checkpoints kept, failures retried from the last one.
 
-    Only ``train`` is split across workers; every worker reads all of ``validation``
-    so each reports the same validation metrics.
+    With several workers only ``train`` is split between them; every worker reads all
+    of ``validation`` so each reports the same validation metrics.
     """
     t = cfg.training
     resources = {"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})}
@@ -90,17 +90,17 @@ def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     """Train with the configured hyperparameters (no tuning); the best epoch by ``metric`` wins.
 
     Raises:
-        MlrayError: training failed more often than ``training.max_failures`` allows.
+        TrainingFailed: training failed more often than ``training.max_failures`` allows.
     """
     trainer = make_trainer(cfg, spec, train, validation, storage_path=storage_path, name=name)
     try:
         result = trainer.fit()
     except Exception as e:
-        raise MlrayError(f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
+        raise TrainingFailed(f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
                          f"Its checkpoints and logs are under {storage_path}/{name}.") from e
     rows = [dict(m, checkpoint_path=c.path) for c, m in (result.best_checkpoints or [])]
     if not rows:
-        raise MlrayError(f"Training run {name!r} finished without a checkpoint; see {storage_path}/{name}.")
+        raise TrainingFailed(f"Training run {name!r} finished without a checkpoint; see {storage_path}/{name}.")
     best = best_row(rows, metric, mode)
     params = {k: getattr(cfg.model, k) for k in HYPERPARAMETERS}
     return TrainOutcome(best["checkpoint_path"], best, sorted(rows, key=lambda r: r.get("epoch", 0)), params)

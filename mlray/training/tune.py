@@ -24,7 +24,7 @@ from ray.util.placement_group import (
     remove_placement_group,
 )
 
-from mlray.errors import MlrayError
+from mlray.errors import TrainingFailed
 from mlray.training.config import SearchDim, TrainConfig
 from mlray.training.model import ModelSpec
 from mlray.training.trainer import HYPERPARAMETERS, TrainOutcome, best_row, make_trainer
@@ -105,7 +105,7 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     """Search the configured space; the best epoch of the best trial (by ``tune.metric``) wins.
 
     Raises:
-        MlrayError: every trial failed (the first error is named).
+        TrainingFailed: every trial failed (the first error is named).
     """
     metric, mode = cfg.tune.metric, cfg.tune.mode
     trainable = tune.with_resources(
@@ -128,7 +128,7 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     if not candidates:
         errors = [str(r.error) for r in grid if r.error]
         why = ": " + errors[0] if errors else " to report a checkpoint"
-        raise MlrayError(f"All {len(trials)} tuning trials of {name!r} failed{why}; see {storage_path}/{name}-tune.")
+        raise TrainingFailed(f"All {len(trials)} tuning trials of {name!r} failed{why}; see {storage_path}/{name}-tune.")
     best = best_row(candidates, metric, mode)
     chosen = next(t for t in trials if any(r is best for r in t["history"]))
     return TrainOutcome(best["checkpoint_path"], best, chosen["history"], chosen["params"], trials)

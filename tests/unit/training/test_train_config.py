@@ -61,3 +61,10 @@ def test_unreadable_or_non_mapping_files(tmp_path: Path):
 def test_config_round_trips_through_json():
     cfg = TrainConfig()
     assert TrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_the_shipped_job_config_loads_and_spells_out_the_defaults():
+    path = Path(__file__).resolve().parents[3] / "jobs" / "train.yaml"
+    cfg = load_train_config(path)
+    assert cfg.source == str(path)
+    assert cfg.model_dump() == TrainConfig().model_dump()  # the file documents the defaults, it changes none
