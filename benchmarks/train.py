@@ -114,14 +114,14 @@ def ray_train(spec, train_ds, val_ds, epochs: int, batch_size: int, lr: float, w
     """The pipeline's TorchTrainer and training loop with ``workers`` workers sharing the machine's CPUs
     (one worker gets them all, as the plain loop does)."""
     from mlray.training.config import TrainConfig
-    from mlray.training.trainer import make_trainer
+    from mlray.training.trainer import fit, make_trainer
 
     cfg = TrainConfig(model={"lr": lr, "width": spec.hidden[0], "layers": len(spec.hidden), "dropout": 0.0,
                              "embedding_dim": spec.embedding_dim},
                       training={"epochs": epochs, "batch_size": batch_size, "num_workers": workers, "max_failures": 0,
                                 "cpus_per_worker": max(1, (os.cpu_count() or 1) // workers), **overrides})
     trainer = make_trainer(cfg, spec, train_ds, val_ds, storage_path=storage, name=f"bench-{workers}w-{time.time_ns()}")
-    result = trainer.fit()
+    result = fit(trainer)
     rows = sorted((m for _, m in result.best_checkpoints), key=lambda m: m["epoch"])
     return {"epoch_seconds": [r["epoch_seconds"] for r in rows],
             "epoch_cpu_seconds": [r["epoch_cpu_seconds"] for r in rows], "val_auc": rows[-1]["val_auc"],

@@ -116,6 +116,8 @@ class TrainingConfig(_Section):
                                                     "the worker, less one left to the data pipeline when it has "
                                                     "several).")
     max_failures: int = Field(2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: no limit).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Console level of Ray Train's own logs (its log files keep everything).")
     health_check_interval_s: float = Field(0.25, gt=0, le=60,
                                            description="How often Ray Train's controller polls the workers; a run "
                                                        "ends (or restarts after a failure) at the next poll.")

@@ -16,6 +16,8 @@ from ray.train import (
     CheckpointConfig,
     DataConfig,
     FailureConfig,
+    LoggingConfig,
+    Result,
     RunConfig,
     ScalingConfig,
 )
@@ -78,11 +80,32 @@ def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, val
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=storage_path, callbacks=callbacks,
                              failure_config=FailureConfig(max_failures=t.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=None)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=None),
+                             logging_config=LoggingConfig(log_level=t.log_level)),
         datasets={"train": train, "validation": validation},
         # One worker reads the whole train slice: no split, so no split coordinator to start and feed each epoch.
         dataset_config=DataConfig(datasets_to_split=["train"] if t.num_workers > 1 else []),
     )
+
+
+def fit(trainer: TorchTrainer) -> Result:
+    """``trainer.fit()`` with Ray Data's progress bars off in the workers.
+
+    A dataset runs with the Ray Data context it was created under, and the
+    workers get a copy of the context current at ``fit``. With bars on in
+    either, every worker's every pass over its shard draws one more bar on the
+    driver's console; the epoch reports already say how far training is.
+    """
+    contexts = [ray.data.DataContext.get_current(),
+                *(ds.context for ds in trainer.datasets.values() if isinstance(ds, ray.data.Dataset))]
+    shown = [c.enable_progress_bars for c in contexts]
+    for c in contexts:
+        c.enable_progress_bars = False
+    try:
+        return trainer.fit()
+    finally:
+        for c, on in zip(contexts, shown, strict=True):
+            c.enable_progress_bars = on
 
 
 def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
@@ -94,7 +117,7 @@ def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     """
     trainer = make_trainer(cfg, spec, train, validation, storage_path=storage_path, name=name)
     try:
-        result = trainer.fit()
+        result = fit(trainer)
     except Exception as e:
         raise TrainingFailed(f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
                          f"Its checkpoints and logs are under {storage_path}/{name}.") from e

@@ -27,7 +27,7 @@ from ray.util.placement_group import (
 from mlray.errors import TrainingFailed
 from mlray.training.config import SearchDim, TrainConfig
 from mlray.training.model import ModelSpec
-from mlray.training.trainer import HYPERPARAMETERS, TrainOutcome, best_row, make_trainer
+from mlray.training.trainer import HYPERPARAMETERS, TrainOutcome, best_row, fit, make_trainer
 
 log = logging.getLogger(__name__)
 # A trial's driver only waits on its trainer: it takes no CPU (the workers hold them), so trials can
@@ -59,7 +59,7 @@ def _trial(config: dict[str, Any], *, cfg: TrainConfig, spec: ModelSpec, train: 
     trial_id = tune.get_context().get_trial_id()
     trainer = make_trainer(cfg, spec, train, validation, storage_path=storage_path, name=f"{name}-{trial_id}",
                            params=config, callbacks=[TuneReportCallback()])
-    trainer.fit()
+    fit(trainer)
 
 
 class ReleaseStoppedTrials(tune.Callback):
@@ -128,7 +128,8 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     if not candidates:
         errors = [str(r.error) for r in grid if r.error]
         why = ": " + errors[0] if errors else " to report a checkpoint"
-        raise TrainingFailed(f"All {len(trials)} tuning trials of {name!r} failed{why}; see {storage_path}/{name}-tune.")
+        raise TrainingFailed(f"All {len(trials)} tuning trials of {name!r} failed{why}; "
+                             f"see {storage_path}/{name}-tune.")
     best = best_row(candidates, metric, mode)
     chosen = next(t for t in trials if any(r is best for r in t["history"]))
     return TrainOutcome(best["checkpoint_path"], best, chosen["history"], chosen["params"], trials)
