@@ -1,6 +1,6 @@
 """Validate, train, tune, judge and register a model version (the training pipeline as a Ray job).
 
-    ray job submit --working-dir . -- python jobs/train_pipeline.py --config train.yaml
+    ray job submit --working-dir . -- python jobs/train_pipeline.py --config jobs/train.yaml
 
 ``--config`` is the training config (:mod:`mlray.training.config`); the mlray
 settings come from its ``settings_file``/``settings`` keys, else the usual
