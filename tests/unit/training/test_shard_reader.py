@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mlray.training.shard_reader import ShardReader
+from mlray.training.shard_reader import ShardReader, concat
 
 ROWS, FEATURES = 1000, 3
 ROW_BYTES = (FEATURES + 1) * 4  # float32 x row plus its float32 label
@@ -98,3 +98,12 @@ def test_streamed_shuffle_buffer_gets_a_seed_per_epoch():
     assert [r["local_shuffle_buffer_size"] for r in src.reads] == [500, 500]
     seeds = [r["local_shuffle_seed"] for r in src.reads]
     assert seeds[0] != seeds[1]
+
+
+def test_concat_keeps_dtype_shape_and_values():
+    parts = [torch.arange(6, dtype=torch.float32).reshape(3, 2), torch.arange(6, 10, dtype=torch.float32).reshape(2, 2)]
+    out = concat(parts)
+    assert out.dtype == torch.float32 and out.shape == (5, 2)
+    assert torch.equal(out, torch.cat(parts))
+    ints = concat([torch.tensor([1, 2], dtype=torch.int64), torch.tensor([3], dtype=torch.int64)])
+    assert ints.dtype == torch.int64 and ints.tolist() == [1, 2, 3]
