@@ -128,24 +128,6 @@ def ray_train(spec, train_ds, val_ds, epochs: int, batch_size: int, lr: float, w
             "cached_rows": rows[-1]["cached_rows"]}
 
 
-def own_state_api() -> dict[str, Any]:
-    """``ray.init`` arguments that point Ray's state API at this cluster's own dashboard.
-
-    Ray Train's placement-group cleaner asks the state API whether the run's
-    controller is alive. Without an address it auto-detects a cluster, and on a
-    host running several Ray clusters it found another one, concluded the
-    controller was dead and removed a live run's workers. The dashboard gets a
-    free port, and every worker is told where it is.
-    """
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
-            "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}}
-
-
 def to_dataset(x: np.ndarray, y: np.ndarray, blocks: int):
     import ray.data
     from ray.data.extensions import ArrowTensorArray
@@ -185,6 +167,8 @@ def run_job(n_rows: int, epochs: int, args: argparse.Namespace, overrides: dict[
     """The baseline, then Ray Train with each worker count, on one job's data."""
     import ray
 
+    from mlray.ray_session import dashboard_kwargs
+
     job = f"{n_rows:,} x {epochs}"
     x, y = make_data(n_rows + n_rows // 10)
     train, val = (x[:n_rows], y[:n_rows]), (x[n_rows:], y[n_rows:])
@@ -193,7 +177,8 @@ def run_job(n_rows: int, epochs: int, args: argparse.Namespace, overrides: dict[
     base_m = measure(lambda: plain_torch(spec, train, val, epochs, args.batch_size, args.lr))
     out = [row(job, "plain torch (baseline)", base_m, n_rows, epochs, None)]
 
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level=logging.ERROR, **own_state_api())
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level=logging.ERROR,
+             **dashboard_kwargs(preferred=0))
     ray.data.DataContext.get_current().enable_progress_bars = False
     train_ds, val_ds = to_dataset(*train, blocks=16), to_dataset(*val, blocks=2)
     with tempfile.TemporaryDirectory() as storage:

@@ -132,14 +132,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     path = config_file or os.environ.get("MLRAY_CONFIG")
     if path is None and Path(DEFAULT_CONFIG_FILE).exists():
         path = DEFAULT_CONFIG_FILE
-    file_values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            file_values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"Cannot read config file {path}: {e}") from e
-        if not isinstance(file_values, dict):
-            raise ConfigError(f"Config file {path} must hold a mapping of settings, got {type(file_values).__name__}.")
+    file_values = read_yaml_mapping(path, "config file", "a mapping of settings") if path is not None else {}
     env_values = _env_values()
     merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
     try:
@@ -190,3 +183,19 @@ def code_version() -> str:
     from mlray import __version__
 
     return f"mlray-{__version__}"
+
+
+def read_yaml_mapping(path: str | Path, what: str, holds: str = "a mapping") -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file: ``{}``).
+
+    Raises:
+        ConfigError: the file is unreadable or not YAML ("Cannot read <what> <path>: ..."), or holds
+            something other than a mapping ("<What> <path> must hold <holds>, got <type>.").
+    """
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"Cannot read {what} {path}: {e}") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what[0].upper()}{what[1:]} {path} must hold {holds}, got {type(values).__name__}.")
+    return values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
 import ray
 
@@ -33,16 +34,22 @@ def ensure_ray(settings: Settings) -> None:
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
     else:
-        # Ray Train's placement-group cleaner asks the state API whether a run is still alive. Left to find a
-        # cluster on its own it can reach another Ray on the same host, conclude the run is dead and remove its
-        # workers; so every process is told where this cluster's dashboard (the state API) is.
-        port = dashboard_port()
-        kwargs.update(num_cpus=settings.ray.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                      dashboard_port=port,
-                      runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+        kwargs.update(num_cpus=settings.ray.num_cpus, **dashboard_kwargs())
         if settings.ray.object_store_memory:
             kwargs["object_store_memory"] = settings.ray.object_store_memory
     ray.init(**kwargs)
+
+
+def dashboard_kwargs(preferred: int = DASHBOARD_PORT) -> dict[str, Any]:
+    """``ray.init`` arguments for a local cluster's dashboard on 127.0.0.1, its address given to every process.
+
+    Ray Train's placement-group cleaner asks the state API (the dashboard)
+    whether a run is still alive. Left to find a cluster on its own it can reach
+    another Ray on the same host, conclude the run is dead and remove its workers.
+    """
+    port = dashboard_port(preferred)
+    return {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
+            "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}}
 
 
 def dashboard_port(preferred: int = DASHBOARD_PORT) -> int:

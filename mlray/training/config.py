@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlray.config import read_yaml_mapping
 from mlray.errors import ConfigError
 
 REQUEST_FEATURES = ("request_features:hour_of_day", "request_features:price_vs_usual",
@@ -248,14 +248,7 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
     Raises:
         ConfigError: the file is unreadable, or a field is invalid; the message names both.
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"Cannot read training config {path}: {e}") from e
-        if not isinstance(values, dict):
-            raise ConfigError(f"Training config {path} must hold a mapping, got {type(values).__name__}.")
+    values = read_yaml_mapping(path, "training config") if path is not None else {}
     values.update(overrides)
     try:
         cfg = TrainConfig.model_validate(values)
