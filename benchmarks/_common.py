@@ -81,7 +81,11 @@ class _Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval_s, self.stop_event = interval_s, threading.Event()
         self.start_rss, self.start_pss, self.cpu_start = _sample()
-        self.peak_rss, self.peak_pss, self.cpu_last = self.start_rss, self.start_pss, dict(self.cpu_start)
+        self.peak_rss, self.peak_pss, self.cpu_last = (
+            self.start_rss,
+            self.start_pss,
+            dict(self.cpu_start),
+        )
 
     def sample(self) -> None:
         rss, pss, cpu = _sample()
@@ -108,8 +112,15 @@ def measure(fn: Callable[[], Any], interval_s: float = 0.25) -> Measurement:
         sampler.stop_event.set()
         sampler.join()
     sampler.sample()
-    return Measurement(wall, sampler.peak_rss, sampler.peak_pss, sampler.start_rss, sampler.start_pss,
-                       sampler.cpu_s(), result)
+    return Measurement(
+        wall,
+        sampler.peak_rss,
+        sampler.peak_pss,
+        sampler.start_rss,
+        sampler.start_pss,
+        sampler.cpu_s(),
+        result,
+    )
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -137,14 +148,20 @@ def _fmt(v: Any) -> str:
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus machine info) to ``benchmarks/results/<name>.json``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine_info(), **payload}, indent=2, default=str) + "\n")
+    path.write_text(
+        json.dumps({"machine": machine_info(), **payload}, indent=2, default=str) + "\n"
+    )
     return path

@@ -44,11 +44,15 @@ def probe() -> dict[str, Any]:
     import onnxruntime as ort
     import torch
 
-    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                            "cuda_available": torch.cuda.is_available(), "onnxruntime": ort.__version__,
-                            "ort_providers": ort.get_available_providers(),
-                            "tensorrt_installed": importlib.util.find_spec("tensorrt") is not None,
-                            "cpu_cores": os.cpu_count()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "onnxruntime": ort.__version__,
+        "ort_providers": ort.get_available_providers(),
+        "tensorrt_installed": importlib.util.find_spec("tensorrt") is not None,
+        "cpu_cores": os.cpu_count(),
+    }
     if torch.cuda.is_available():
         info |= {"gpu": torch.cuda.get_device_name(0), "torch_cuda": torch.version.cuda}
     if info["tensorrt_installed"]:
@@ -58,16 +62,31 @@ def probe() -> dict[str, Any]:
     return info
 
 
-def load_all(artifact_dir: Path, calibration: np.ndarray, cache: Path) -> tuple[dict[str, ModelRuntime], dict]:
+def load_all(
+    artifact_dir: Path, calibration: np.ndarray, cache: Path
+) -> tuple[dict[str, ModelRuntime], dict]:
     """Every runtime worth timing here, with load (engine build) seconds or why it is absent."""
     wanted: list[tuple[str, dict[str, Any]]] = [
         (BASELINE, {"runtime": "onnxruntime", "precision": "fp32", "device": "cpu"}),
         ("onnxruntime-cpu-int8", {"runtime": "onnxruntime", "precision": "int8", "device": "cpu"}),
         ("torch-cuda-fp32", {"runtime": "torch", "device": "cuda"}),
-        ("onnxruntime-cuda-fp32", {"runtime": "onnxruntime", "precision": "fp32", "device": "cuda"}),
-        ("tensorrt-cuda-fp16", {"runtime": "tensorrt", "precision": "fp16", "engine_cache_dir": cache}),
-        ("tensorrt-cuda-int8", {"runtime": "tensorrt", "precision": "int8", "engine_cache_dir": cache,
-                                "calibration": calibration}),
+        (
+            "onnxruntime-cuda-fp32",
+            {"runtime": "onnxruntime", "precision": "fp32", "device": "cuda"},
+        ),
+        (
+            "tensorrt-cuda-fp16",
+            {"runtime": "tensorrt", "precision": "fp16", "engine_cache_dir": cache},
+        ),
+        (
+            "tensorrt-cuda-int8",
+            {
+                "runtime": "tensorrt",
+                "precision": "int8",
+                "engine_cache_dir": cache,
+                "calibration": calibration,
+            },
+        ),
     ]
     runtimes, notes = {}, {}
     for name, kwargs in wanted:
@@ -82,15 +101,24 @@ def load_all(artifact_dir: Path, calibration: np.ndarray, cache: Path) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu_check.json")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "gpu_check.json"
+    )
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     report: dict[str, Any] = {"benchmark": "gpu_check", "baseline": BASELINE, "machine": probe()}
     print(json.dumps(report["machine"], indent=2), flush=True)
     tr = train_reference_model(40_000, hidden=(256, 128), steps=400, seed=0)
     with tempfile.TemporaryDirectory(prefix="mlray-gpu-") as tmp:
-        exported = export_model(tr.model, tr.data.metadata(), Path(tmp) / "artifact", x_test=tr.x_test,
-                                y_test=tr.y_test, calibration=tr.x_train, model_version="gpu-check/1")
+        exported = export_model(
+            tr.model,
+            tr.data.metadata(),
+            Path(tmp) / "artifact",
+            x_test=tr.x_test,
+            y_test=tr.y_test,
+            calibration=tr.x_train,
+            model_version="gpu-check/1",
+        )
         runtimes, notes = load_all(exported.artifact.root, tr.x_train, Path(tmp) / "engines")
         reference = runtimes[BASELINE].predict(tr.x_test)
         for name, rt in list(runtimes.items()):
@@ -100,19 +128,29 @@ def main() -> None:
                 notes[name] = {"failed": f"{type(e).__name__}: {e}"}
                 del runtimes[name]
                 continue
-            notes[name] |= {"max_abs_diff_vs_ort_cpu": float(np.abs(out - reference).max()),
-                            "auc": roc_auc(tr.y_test, out)}
+            notes[name] |= {
+                "max_abs_diff_vs_ort_cpu": float(np.abs(out - reference).max()),
+                "auc": roc_auc(tr.y_test, out),
+            }
         aucs = {n: notes[n]["auc"] for n in runtimes}
-        samples = measure(runtimes, np.resize(tr.x_test, (max(BATCHES), tr.x_test.shape[1])), args.rounds, BATCHES)
+        samples = measure(
+            runtimes, np.resize(tr.x_test, (max(BATCHES), tr.x_test.shape[1])), args.rounds, BATCHES
+        )
     report |= {"runtimes": notes, "rows": summarize(samples, aucs, BASELINE)}
-    print(f"\n{'runtime':24s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>12s} {'max|diff|':>10s} "
-          f"{'AUC':>7s}")
+    print(
+        f"\n{'runtime':24s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>12s} {'max|diff|':>10s} "
+        f"{'AUC':>7s}"
+    )
     for r in sorted(report["rows"], key=lambda r: (r["batch"], r["runtime"])):
         diff = notes[r["runtime"]]["max_abs_diff_vs_ort_cpu"]
-        print(f"{r['runtime']:24s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['rows_per_s']:12,.0f} "
-              f"{diff:10.2e} {r['auc']:7.4f}")
+        print(
+            f"{r['runtime']:24s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['rows_per_s']:12,.0f} "
+            f"{diff:10.2e} {r['auc']:7.4f}"
+        )
     for name, note in notes.items():
-        print(f"{name}: {note.get('skipped') or note.get('failed') or 'load %.2f s' % note['load_seconds']}")
+        print(
+            f"{name}: {note.get('skipped') or note.get('failed') or 'load %.2f s' % note['load_seconds']}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {args.out}")

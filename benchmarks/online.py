@@ -37,13 +37,15 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local cluster, loopback only: skip the token warning
+os.environ.setdefault(
+    "RAY_AUTH_MODE", "disabled"
+)  # local cluster, loopback only: skip the token warning
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,40 +56,71 @@ from mlray.features import Entity, FeatureRepository, FeatureView, Field  # noqa
 
 TS = pa.timestamp("us", tz="UTC")
 USER = FeatureView(
-    name="bench_user", entities=[Entity("user", ("user_id",))], ttl=timedelta(days=30),
-    schema=[*[Field(f"count_{i}", pa.int64()) for i in range(6)], *[Field(f"rate_{i}", pa.float64()) for i in range(4)]])
+    name="bench_user",
+    entities=[Entity("user", ("user_id",))],
+    ttl=timedelta(days=30),
+    schema=[
+        *[Field(f"count_{i}", pa.int64()) for i in range(6)],
+        *[Field(f"rate_{i}", pa.float64()) for i in range(4)],
+    ],
+)
 ITEM = FeatureView(
-    name="bench_item", entities=[Entity("item", ("item_id",))], ttl=timedelta(days=30),
-    schema=[Field("price", pa.float64()), Field("ctr", pa.float64()), Field("score", pa.float64()),
-            Field("popularity", pa.int64()), Field("category", pa.string())])
-FEATURES = [f"bench_user:{f}" for f in USER.feature_names] + [f"bench_item:{f}" for f in ITEM.feature_names]
+    name="bench_item",
+    entities=[Entity("item", ("item_id",))],
+    ttl=timedelta(days=30),
+    schema=[
+        Field("price", pa.float64()),
+        Field("ctr", pa.float64()),
+        Field("score", pa.float64()),
+        Field("popularity", pa.int64()),
+        Field("category", pa.string()),
+    ],
+)
+FEATURES = [f"bench_user:{f}" for f in USER.feature_names] + [
+    f"bench_item:{f}" for f in ITEM.feature_names
+]
 ITEMS = 10_000
 HASH_SAMPLE = 20_000  # users copied into hashes for the HMGET floor; every lookup draws from these
 
 
-def feature_rows(view: FeatureView, key: str, n: int, per_entity: int, now: datetime, seed: int) -> pa.Table:
+def feature_rows(
+    view: FeatureView, key: str, n: int, per_entity: int, now: datetime, seed: int
+) -> pa.Table:
     """``per_entity`` rows per entity over the last days, about 1% nulls in the numbers."""
     rng = np.random.default_rng(seed)
     ids = np.repeat(np.arange(n, dtype=np.int64), per_entity)
     base = int(now.timestamp() * 1e6) - 3 * 86_400_000_000
     et = base + rng.integers(0, 2 * 86_400_000_000, ids.size)
-    cols: dict[str, pa.Array] = {key: pa.array(ids), "event_time": pa.array(et, pa.int64()).cast(TS)}
+    cols: dict[str, pa.Array] = {
+        key: pa.array(ids),
+        "event_time": pa.array(et, pa.int64()).cast(TS),
+    }
     for f in view.schema:
         if pa.types.is_string(f.dtype):
             cols[f.name] = pa.array(rng.choice(["books", "home", "toys", "sports"], ids.size))
             continue
-        vals = rng.random(ids.size) if pa.types.is_floating(f.dtype) else rng.integers(0, 1000, ids.size)
+        vals = (
+            rng.random(ids.size)
+            if pa.types.is_floating(f.dtype)
+            else rng.integers(0, 1000, ids.size)
+        )
         cols[f.name] = pa.array(vals, f.dtype, mask=rng.random(ids.size) < 0.01)
     return pa.table(cols)
 
 
 def percentiles(ns: list[int]) -> dict[str, float]:
     us = np.asarray(ns) / 1000.0
-    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
-            "mean_us": float(us.mean()), "calls": len(ns)}
+    return {
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+        "mean_us": float(us.mean()),
+        "calls": len(ns),
+    }
 
 
-def lookups(fs, raw, server, namespace: str, calls: int, batch: int, seed: int) -> dict[str, dict[str, float]]:
+def lookups(
+    fs, raw, server, namespace: str, calls: int, batch: int, seed: int
+) -> dict[str, dict[str, float]]:
     """Interleaved rounds of raw MGET, raw HMGET pipeline and get_online_features.
 
     Besides wall-clock percentiles, CPU time per call (this process, and the
@@ -111,11 +144,18 @@ def lookups(fs, raw, server, namespace: str, calls: int, batch: int, seed: int) 
         return pipe.execute()
 
     def ours(ids):
-        rows = {"user_id": ids[0][0], "item_id": ids[0][1]} if batch == 1 else \
-            [{"user_id": u, "item_id": i} for u, i in ids]
+        rows = (
+            {"user_id": ids[0][0], "item_id": ids[0][1]}
+            if batch == 1
+            else [{"user_id": u, "item_id": i} for u, i in ids]
+        )
         return fs.get_online_features(rows, FEATURES)
 
-    methods = {"raw MGET (floor)": raw_mget, "raw HMGET pipeline": raw_hmget, "get_online_features": ours}
+    methods = {
+        "raw MGET (floor)": raw_mget,
+        "raw HMGET pipeline": raw_hmget,
+        "get_online_features": ours,
+    }
     for fn in methods.values():  # warm up: connections, read plan, caches
         for _ in range(300):
             fn(draw())
@@ -126,7 +166,7 @@ def lookups(fs, raw, server, namespace: str, calls: int, batch: int, seed: int) 
     per_round = max(1, calls // rounds)
     for r in range(rounds):
         order = list(methods.items())
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for name, fn in order:
             samples = [draw() for _ in range(per_round)]
             c0, s0 = time.process_time(), cpu_seconds(server)
@@ -136,8 +176,14 @@ def lookups(fs, raw, server, namespace: str, calls: int, batch: int, seed: int) 
                 times[name].append(time.perf_counter_ns() - t0)
             cpu[name] += time.process_time() - c0
             server_cpu[name] += cpu_seconds(server) - s0
-    return {m: {**percentiles(ns), "client_cpu_us": 1e6 * cpu[m] / len(ns), "server_cpu_us": 1e6 * server_cpu[m] / len(ns)}
-            for m, ns in times.items()}
+    return {
+        m: {
+            **percentiles(ns),
+            "client_cpu_us": 1e6 * cpu[m] / len(ns),
+            "server_cpu_us": 1e6 * server_cpu[m] / len(ns),
+        }
+        for m, ns in times.items()
+    }
 
 
 def cpu_seconds(process) -> float:
@@ -147,10 +193,11 @@ def cpu_seconds(process) -> float:
 
 def copy_to_hashes(raw, namespace: str) -> None:
     """The HMGET floor's keys: hashes holding the same bytes as the sampled rows."""
-    keys = [f"{namespace}bench_user:{{{u}}}" for u in range(HASH_SAMPLE)] + \
-        [f"{namespace}bench_item:{{{i}}}" for i in range(ITEMS)]
+    keys = [f"{namespace}bench_user:{{{u}}}" for u in range(HASH_SAMPLE)] + [
+        f"{namespace}bench_item:{{{i}}}" for i in range(ITEMS)
+    ]
     for s in range(0, len(keys), 1000):
-        chunk = keys[s:s + 1000]
+        chunk = keys[s : s + 1000]
         pipe = raw.pipeline(transaction=False)
         for k, v in zip(chunk, raw.mget(chunk)):
             if v is not None:
@@ -162,8 +209,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entities", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=10_000)
-    ap.add_argument("--write-batch", type=int, default=500, help="entities per conditional-write script call")
-    ap.add_argument("--dashboard", action="store_true", help="start Ray with its dashboard (off: it costs CPU)")
+    ap.add_argument(
+        "--write-batch", type=int, default=500, help="entities per conditional-write script call"
+    )
+    ap.add_argument(
+        "--dashboard", action="store_true", help="start Ray with its dashboard (off: it costs CPU)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
 
@@ -177,20 +228,30 @@ def main() -> None:
     from mlray.store import FeatureStore
 
     root = Path(tempfile.mkdtemp(prefix="mlray-bench-online-"))
-    settings = load_settings(config_file=None, data_root=str(root), project="bench", num_buckets=16,
-                             redis={"url": None, "write_batch": args.write_batch}, ray={"num_cpus": 2})
-    if not args.dashboard:  # the UI's processes take CPU from the 2 cores measured; metrics export runs anyway
+    settings = load_settings(
+        config_file=None,
+        data_root=str(root),
+        project="bench",
+        num_buckets=16,
+        redis={"url": None, "write_batch": args.write_batch},
+        ray={"num_cpus": 2},
+    )
+    if (
+        not args.dashboard
+    ):  # the UI's processes take CPU from the 2 cores measured; metrics export runs anyway
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     ensure_ray(settings)
     ray.data.DataContext.get_current().enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     fs = FeatureStore(settings, FeatureRepository([USER, ITEM]))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         t0 = time.perf_counter()
         fs.ingest(USER, feature_rows(USER, "user_id", args.entities, 2, now, seed=1))
         fs.ingest(ITEM, feature_rows(ITEM, "item_id", ITEMS, 1, now, seed=2))
-        print(f"ingested {2 * args.entities:,} + {ITEMS:,} offline rows in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"ingested {2 * args.entities:,} + {ITEMS:,} offline rows in {time.perf_counter() - t0:.1f} s"
+        )
         fs.materialize(now, ["bench_item"])  # also warms the Ray workers up
         server = psutil.Process(EmbeddedRedis(embedded_dir(settings)).pid)
         first, first_cpu = timed_materialize(fs, now, server)
@@ -219,23 +280,68 @@ def timed_materialize(fs, now: datetime, server) -> tuple:
 
 def report(args, first_run, again_run, single, batch) -> None:
     (first, first_cpu), (again, again_cpu) = first_run, again_run
-    mat = {"entities": first.entities, "seconds": first.seconds, "rows_per_s": first.entities / first.seconds,
-           **first_cpu, "rerun_seconds": again.seconds, "rerun_rows_per_s": again.entities / again.seconds,
-           "rerun_cpu": again_cpu}
+    mat = {
+        "entities": first.entities,
+        "seconds": first.seconds,
+        "rows_per_s": first.entities / first.seconds,
+        **first_cpu,
+        "rerun_seconds": again.seconds,
+        "rerun_rows_per_s": again.entities / again.seconds,
+        "rerun_cpu": again_cpu,
+    }
     rows = []
-    for label, res in (("1 entity, 2 views, 15 features", single), ("100 entities, 2 views", batch)):
+    for label, res in (
+        ("1 entity, 2 views, 15 features", single),
+        ("100 entities, 2 views", batch),
+    ):
         for method, r in res.items():
-            rows.append([label, method, r["p50_us"] / 1000, r["p99_us"] / 1000, r["mean_us"] / 1000,
-                         r["client_cpu_us"] / 1000, r["server_cpu_us"] / 1000, r["calls"]])
-    print_table("online lookups (ms)", ["lookup", "method", "p50", "p99", "mean", "client CPU", "server CPU", "calls"],
-                rows)
-    print_table("materialization", ["run", "entities", "seconds", "entity rows/s", "Ray CPU s", "redis CPU s"],
-                [["first (all new)", first.entities, first.seconds, mat["rows_per_s"], first_cpu["ray_cpu_s"],
-                  first_cpu["redis_cpu_s"]],
-                 ["again (all unchanged)", again.entities, again.seconds, mat["rerun_rows_per_s"],
-                  again_cpu["ray_cpu_s"], again_cpu["redis_cpu_s"]]])
-    floor_single, floor_batch = single["raw MGET (floor)"]["p99_us"], batch["raw MGET (floor)"]["p99_us"]
-    ours_single, ours_batch = single["get_online_features"]["p99_us"], batch["get_online_features"]["p99_us"]
+            rows.append(
+                [
+                    label,
+                    method,
+                    r["p50_us"] / 1000,
+                    r["p99_us"] / 1000,
+                    r["mean_us"] / 1000,
+                    r["client_cpu_us"] / 1000,
+                    r["server_cpu_us"] / 1000,
+                    r["calls"],
+                ]
+            )
+    print_table(
+        "online lookups (ms)",
+        ["lookup", "method", "p50", "p99", "mean", "client CPU", "server CPU", "calls"],
+        rows,
+    )
+    print_table(
+        "materialization",
+        ["run", "entities", "seconds", "entity rows/s", "Ray CPU s", "redis CPU s"],
+        [
+            [
+                "first (all new)",
+                first.entities,
+                first.seconds,
+                mat["rows_per_s"],
+                first_cpu["ray_cpu_s"],
+                first_cpu["redis_cpu_s"],
+            ],
+            [
+                "again (all unchanged)",
+                again.entities,
+                again.seconds,
+                mat["rerun_rows_per_s"],
+                again_cpu["ray_cpu_s"],
+                again_cpu["redis_cpu_s"],
+            ],
+        ],
+    )
+    floor_single, floor_batch = (
+        single["raw MGET (floor)"]["p99_us"],
+        batch["raw MGET (floor)"]["p99_us"],
+    )
+    ours_single, ours_batch = (
+        single["get_online_features"]["p99_us"],
+        batch["get_online_features"]["p99_us"],
+    )
     checks = {
         "single p99 < 0.3 ms": ours_single < 300,
         "single p99 <= 2x raw floor p99": ours_single <= 2 * floor_single,
@@ -243,12 +349,24 @@ def report(args, first_run, again_run, single, batch) -> None:
         "batch-100 p99 <= 2x raw floor p99": ours_batch <= 2 * floor_batch,
         "materialization >= 150,000 rows/s": mat["rows_per_s"] >= 150_000,
     }
-    print_table("targets", ["target", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
-    path = write_json("online", {
-        "args": vars(args), "load_avg_1m": os.getloadavg()[0],
-        "baseline": {"name": "Feast 0.67 Python SDK (../shared/NOTES.md)", "single_p99_ms": 0.38,
-                     "batch100_p99_ms": 5.5},
-        "lookups": {"single": single, "batch100": batch}, "materialization": mat, "targets": checks})
+    print_table(
+        "targets", ["target", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()]
+    )
+    path = write_json(
+        "online",
+        {
+            "args": vars(args),
+            "load_avg_1m": os.getloadavg()[0],
+            "baseline": {
+                "name": "Feast 0.67 Python SDK (../shared/NOTES.md)",
+                "single_p99_ms": 0.38,
+                "batch100_p99_ms": 5.5,
+            },
+            "lookups": {"single": single, "batch100": batch},
+            "materialization": mat,
+            "targets": checks,
+        },
+    )
     print(f"wrote {path}")
 
 

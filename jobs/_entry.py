@@ -10,11 +10,16 @@ from mlray.config import Settings, load_settings
 from mlray.errors import find_mlray_error
 
 
-def run_job(description: str, add_args: Callable[[argparse.ArgumentParser], None],
-            body: Callable[[Settings, argparse.Namespace], None]) -> None:
+def run_job(
+    description: str,
+    add_args: Callable[[argparse.ArgumentParser], None],
+    body: Callable[[Settings, argparse.Namespace], None],
+) -> None:
     """Parse ``--config`` plus the job's own arguments and run ``body``; exit 2 on an mlray error."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help="mlray.yaml settings file (else $MLRAY_CONFIG or ./mlray.yaml)")
+    parser.add_argument(
+        "--config", help="mlray.yaml settings file (else $MLRAY_CONFIG or ./mlray.yaml)"
+    )
     add_args(parser)
     args = parser.parse_args()
     try:

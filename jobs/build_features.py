@@ -22,8 +22,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> None:
-    results = FeatureStore(settings).build_features(parse_time(args.start, "start"), parse_time(args.end, "end"),
-                                                    args.view)
+    results = FeatureStore(settings).build_features(
+        parse_time(args.start, "start"), parse_time(args.end, "end"), args.view
+    )
     for r in results:
         print(f"{r.view}: {r.rows} rows, table version {r.version}, {r.seconds:.1f} s")
 

@@ -22,7 +22,9 @@ from mlray.errors import find_mlray_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", help="training config YAML (default: all defaults)")
-    parser.add_argument("--settings", help="mlray.yaml settings file (overrides the config's settings_file)")
+    parser.add_argument(
+        "--settings", help="mlray.yaml settings file (overrides the config's settings_file)"
+    )
     args = parser.parse_args(argv)
     try:
         from mlray.config import load_settings
@@ -30,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         from mlray.training.config import load_train_config, settings_for
 
         cfg = load_train_config(args.config)
-        settings = load_settings(args.settings, **cfg.settings) if args.settings else settings_for(cfg)
+        settings = (
+            load_settings(args.settings, **cfg.settings) if args.settings else settings_for(cfg)
+        )
         result = run_pipeline(settings, cfg)
     except Exception as e:
         err = find_mlray_error(e)

@@ -20,18 +20,24 @@ from rich.console import Console
 from rich.table import Table
 
 from mlray.config import Settings, load_settings
-from mlray.errors import ConfigError, MlrayError, find_mlray_error
+from mlray.errors import ConfigError, find_mlray_error
 
 console = Console(stderr=True)
-app = typer.Typer(help="mlray: feature store, training and serving on one Ray cluster.", no_args_is_help=True)
+app = typer.Typer(
+    help="mlray: feature store, training and serving on one Ray cluster.", no_args_is_help=True
+)
 demo_app = typer.Typer(help="Synthetic click-stream demo data.", no_args_is_help=True)
-features_app = typer.Typer(help="Feature definitions and the feature pipeline.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feature definitions and the feature pipeline.", no_args_is_help=True
+)
 app.add_typer(demo_app, name="demo")
 app.add_typer(features_app, name="features")
 
 _COMMAND_MODULES = ("mlray.online.commands", "mlray.training.commands", "mlray.export.commands")
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="mlray.yaml settings file.", exists=True, dir_okay=False)
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help="mlray.yaml settings file.", exists=True, dir_okay=False
+)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,9 +66,13 @@ def parse_time(value: str, name: str) -> datetime:
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
-        raise ConfigError(f"--{name} {value!r} is not an ISO-8601 time; write e.g. 2026-01-01T00:00:00Z.") from e
+        raise ConfigError(
+            f"--{name} {value!r} is not an ISO-8601 time; write e.g. 2026-01-01T00:00:00Z."
+        ) from e
     if t.tzinfo is None:
-        raise ConfigError(f"--{name} {value!r} has no time zone; append Z for UTC or an offset like +01:00.")
+        raise ConfigError(
+            f"--{name} {value!r} has no time zone; append Z for UTC or an offset like +01:00."
+        )
     return t
 
 
@@ -88,9 +98,13 @@ def _fmt(v: Any) -> str:
 @demo_app.command("generate")
 @handle_errors
 def demo_generate(
-    out: Path = typer.Option(None, help="Directory for the raw Delta tables (default: <data_root>/raw)."),
-    users: int = typer.Option(2000, min=1), items: int = typer.Option(300, min=1),
-    days: int = typer.Option(14, min=1), seed: int = typer.Option(0, min=0),
+    out: Path = typer.Option(
+        None, help="Directory for the raw Delta tables (default: <data_root>/raw)."
+    ),
+    users: int = typer.Option(2000, min=1),
+    items: int = typer.Option(300, min=1),
+    days: int = typer.Option(14, min=1),
+    seed: int = typer.Option(0, min=0),
     drift_after: int = typer.Option(None, help="Shift prices and the device mix from this day on."),
     config: Path = ConfigOpt,
 ) -> None:
@@ -98,11 +112,25 @@ def demo_generate(
     from mlray.demo.generate import generate_clickstream
 
     s = settings_from(config)
-    summary = generate_clickstream(str(out) if out else s.raw_root, users=users, items=items, days=days, seed=seed,
-                                   drift_after=drift_after, storage_options=s.storage_options or None)
-    print_rows("demo data", [{"table": "impressions", "rows": summary.impressions, "uri": summary.impressions_uri},
-                             {"table": "item_catalog", "rows": summary.catalog_changes, "uri": summary.catalog_uri}])
-    typer.echo(f"window: {summary.start.isoformat()} .. {summary.end.isoformat()}  click rate {summary.click_rate:.3f}")
+    summary = generate_clickstream(
+        str(out) if out else s.raw_root,
+        users=users,
+        items=items,
+        days=days,
+        seed=seed,
+        drift_after=drift_after,
+        storage_options=s.storage_options or None,
+    )
+    print_rows(
+        "demo data",
+        [
+            {"table": "impressions", "rows": summary.impressions, "uri": summary.impressions_uri},
+            {"table": "item_catalog", "rows": summary.catalog_changes, "uri": summary.catalog_uri},
+        ],
+    )
+    typer.echo(
+        f"window: {summary.start.isoformat()} .. {summary.end.isoformat()}  click rate {summary.click_rate:.3f}"
+    )
 
 
 @features_app.command("list")
@@ -112,40 +140,65 @@ def features_list(config: Path = ConfigOpt) -> None:
     from mlray.features import FeatureRepository
 
     repo = FeatureRepository.from_module(settings_from(config).feature_repo)
-    print_rows("feature views", [{"view": v.name, "entities": ",".join(v.join_keys), "ttl": v.ttl,
-                                  "features": ", ".join(v.feature_names), "schema": v.schema_hash()[:12]}
-                                 for v in repo.views.values()])
+    print_rows(
+        "feature views",
+        [
+            {
+                "view": v.name,
+                "entities": ",".join(v.join_keys),
+                "ttl": v.ttl,
+                "features": ", ".join(v.feature_names),
+                "schema": v.schema_hash()[:12],
+            }
+            for v in repo.views.values()
+        ],
+    )
 
 
 @features_app.command("build")
 @handle_errors
-def features_build(start: str = typer.Option(..., help="Window start, e.g. 2026-01-01T00:00:00Z."),
-                   end: str = typer.Option(..., help="Window end (exclusive)."),
-                   view: list[str] = typer.Option(None, help="Only these views (repeatable)."),
-                   config: Path = ConfigOpt) -> None:
+def features_build(
+    start: str = typer.Option(..., help="Window start, e.g. 2026-01-01T00:00:00Z."),
+    end: str = typer.Option(..., help="Window end (exclusive)."),
+    view: list[str] = typer.Option(None, help="Only these views (repeatable)."),
+    config: Path = ConfigOpt,
+) -> None:
     """Compute feature views for [start, end) with Ray Data and replace that window offline."""
     from mlray.store import FeatureStore
 
-    results = FeatureStore(settings_from(config)).build_features(parse_time(start, "start"), parse_time(end, "end"),
-                                                                 view or None)
-    print_rows("feature build", [{"view": r.view, "rows": r.rows, "version": r.version, "seconds": r.seconds}
-                                 for r in results])
+    results = FeatureStore(settings_from(config)).build_features(
+        parse_time(start, "start"), parse_time(end, "end"), view or None
+    )
+    print_rows(
+        "feature build",
+        [
+            {"view": r.view, "rows": r.rows, "version": r.version, "seconds": r.seconds}
+            for r in results
+        ],
+    )
 
 
 @app.command("training-set")
 @handle_errors
-def training_set(labels: str = typer.Option(..., help="Labels: a Delta table or Parquet path."),
-                 features: str = typer.Option(..., help="view:f,view:g or a feature service name."),
-                 out: Path = typer.Option(..., help="Output path (.parquet file/dir, or a Delta dir with --delta)."),
-                 label_time: str = typer.Option("event_time"), delta: bool = typer.Option(False, help="Write Delta."),
-                 config: Path = ConfigOpt) -> None:
+def training_set(
+    labels: str = typer.Option(..., help="Labels: a Delta table or Parquet path."),
+    features: str = typer.Option(..., help="view:f,view:g or a feature service name."),
+    out: Path = typer.Option(
+        ..., help="Output path (.parquet file/dir, or a Delta dir with --delta)."
+    ),
+    label_time: str = typer.Option("event_time"),
+    delta: bool = typer.Option(False, help="Write Delta."),
+    config: Path = ConfigOpt,
+) -> None:
     """Build a point-in-time correct training set and write it."""
     from mlray.offline.export import read_table, write_training_set
     from mlray.store import FeatureStore
 
     s = settings_from(config)
     fs = FeatureStore(s)
-    refs: str | list[str] = features if ":" not in features else [f.strip() for f in features.split(",") if f.strip()]
+    refs: str | list[str] = (
+        features if ":" not in features else [f.strip() for f in features.split(",") if f.strip()]
+    )
     ts = fs.get_training_data(read_table(labels, s), refs, label_time=label_time)
     rows = write_training_set(ts, str(out), delta=delta)
     typer.echo(f"wrote {rows} rows to {out}")

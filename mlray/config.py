@@ -27,7 +27,9 @@ class RayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: str | None = Field(None, description="Existing cluster (e.g. 'auto', 'ray://...'); None starts a local one.")
+    address: str | None = Field(
+        None, description="Existing cluster (e.g. 'auto', 'ray://...'); None starts a local one."
+    )
     num_cpus: int | None = Field(None, ge=1, description="CPUs for a local cluster.")
     object_store_memory: int | None = Field(None, ge=78_643_200)
 
@@ -37,15 +39,32 @@ class RedisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, description="redis:// or rediss:// URL, with AUTH in it; None = embedded server.")
+    url: str | None = Field(
+        None, description="redis:// or rediss:// URL, with AUTH in it; None = embedded server."
+    )
     # Braces would become a Redis Cluster hash tag and pin every key to one slot.
-    key_prefix: str = Field("mlray", pattern=r"^[^\s{}]+$", description="First part of every key (no spaces or braces).")
-    timeout_s: float = Field(0.5, gt=0, description="Socket timeout of every online read (and small call).")
-    write_timeout_s: float = Field(30.0, gt=0, description="Socket timeout of materialization's bulk writes.")
+    key_prefix: str = Field(
+        "mlray", pattern=r"^[^\s{}]+$", description="First part of every key (no spaces or braces)."
+    )
+    timeout_s: float = Field(
+        0.5, gt=0, description="Socket timeout of every online read (and small call)."
+    )
+    write_timeout_s: float = Field(
+        30.0, gt=0, description="Socket timeout of materialization's bulk writes."
+    )
     max_connections: int = Field(64, ge=1)
-    cluster: bool = Field(False, description="The URL names a Redis Cluster node (use the cluster protocol).")
-    retries: int = Field(1, ge=0, le=5, description="Reconnect attempts after a dropped connection (not after a timeout).")
-    write_batch: int = Field(500, ge=1, le=10_000, description="Entities per conditional-write script call.")
+    cluster: bool = Field(
+        False, description="The URL names a Redis Cluster node (use the cluster protocol)."
+    )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Reconnect attempts after a dropped connection (not after a timeout).",
+    )
+    write_batch: int = Field(
+        500, ge=1, le=10_000, description="Entities per conditional-write script call."
+    )
 
 
 class Settings(BaseSettings):
@@ -62,12 +81,18 @@ class Settings(BaseSettings):
 
     project: str = Field("demo", pattern=r"^[A-Za-z0-9_\-]+$")
     data_root: str = "mlray-data"
-    feature_repo: str = Field("mlray.demo.features", description="Module that defines the entities and feature views.")
-    storage_options: dict[str, str] = Field(default_factory=dict, description="Delta storage options (S3/GCS/ADLS).")
+    feature_repo: str = Field(
+        "mlray.demo.features", description="Module that defines the entities and feature views."
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="Delta storage options (S3/GCS/ADLS)."
+    )
     default_timezone: str | None = Field(
         None, description="Zone assumed for timestamps without one; None makes them an error."
     )
-    num_buckets: int = Field(16, ge=1, le=4096, description="Entity-hash buckets per offline feature table.")
+    num_buckets: int = Field(
+        16, ge=1, le=4096, description="Entity-hash buckets per offline feature table."
+    )
     mlflow_tracking_uri: str | None = Field(None, description="None = SQLite under data_root.")
     ray: RayConfig = Field(default_factory=RayConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
@@ -81,7 +106,9 @@ class Settings(BaseSettings):
             try:
                 zoneinfo.ZoneInfo(v)
             except Exception as e:  # noqa: BLE001 - any failure means an unknown zone
-                raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from e
+                raise ValueError(
+                    f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+                ) from e
         return v
 
     @classmethod
@@ -132,7 +159,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     path = config_file or os.environ.get("MLRAY_CONFIG")
     if path is None and Path(DEFAULT_CONFIG_FILE).exists():
         path = DEFAULT_CONFIG_FILE
-    file_values = read_yaml_mapping(path, "config file", "a mapping of settings") if path is not None else {}
+    file_values = (
+        read_yaml_mapping(path, "config file", "a mapping of settings") if path is not None else {}
+    )
     env_values = _env_values()
     merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
     try:
@@ -140,7 +169,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         return Settings.model_validate(merged) if merged else Settings()
     except ValidationError as e:
         src = f" (from {path} and MLRAY_* environment)" if path else " (from MLRAY_* environment)"
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(f"Invalid settings{src}: {problems}") from e
 
 
@@ -149,7 +180,7 @@ def _env_values() -> dict[str, Any]:
     for key, value in os.environ.items():
         if not key.startswith("MLRAY_") or key == "MLRAY_CONFIG":
             continue
-        name = key[len("MLRAY_"):].lower()
+        name = key[len("MLRAY_") :].lower()
         if name == "redis_url":
             name = "redis__url"
         parts = name.split("__")
@@ -174,7 +205,11 @@ def code_version() -> str:
     """The git SHA of the working tree holding mlray, else the package version."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         if sha.returncode == 0 and sha.stdout.strip():
             return sha.stdout.strip()
@@ -197,5 +232,7 @@ def read_yaml_mapping(path: str | Path, what: str, holds: str = "a mapping") -> 
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"Cannot read {what} {path}: {e}") from e
     if not isinstance(values, dict):
-        raise ConfigError(f"{what[0].upper()}{what[1:]} {path} must hold {holds}, got {type(values).__name__}.")
+        raise ConfigError(
+            f"{what[0].upper()}{what[1:]} {path} must hold {holds}, got {type(values).__name__}."
+        )
     return values

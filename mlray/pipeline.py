@@ -113,7 +113,9 @@ class Context:
         except Exception as e:
             self.client.set_tag(self.run_id, "mlray.failed_stage", name)
             err = find_mlray_error(e)
-            self.client.set_tag(self.run_id, "mlray.error", (err.message if err else repr(e))[:4000])
+            self.client.set_tag(
+                self.run_id, "mlray.error", (err.message if err else repr(e))[:4000]
+            )
             raise
         self.seconds[name] = time.perf_counter() - started
         self.client.log_metric(self.run_id, f"seconds.{name.replace(' ', '_')}", self.seconds[name])
@@ -121,8 +123,9 @@ class Context:
         return out
 
 
-def run_pipeline(settings: Settings, train_config: TrainConfig, *,
-                 echo: Callable[[str], None] | None = None) -> PipelineResult:
+def run_pipeline(
+    settings: Settings, train_config: TrainConfig, *, echo: Callable[[str], None] | None = None
+) -> PipelineResult:
     """Train, judge and register one model version; stops at the first failing stage.
 
     Args:
@@ -150,15 +153,30 @@ def run_pipeline(settings: Settings, train_config: TrainConfig, *,
         outcome = ctx.stage("tune and train", train, spec, train_x, val_x)
         evaluation = ctx.stage("evaluate", evaluate, outcome, splits, reference)
         decision, champion_metrics = ctx.stage("compare with champion", compare, evaluation, splits)
-        version, exported = ctx.stage("register", register, data, splits, evaluation, decision, train_x)
+        version, exported = ctx.stage(
+            "register", register, data, splits, evaluation, decision, train_x
+        )
     except BaseException:
         ctx.client.set_terminated(ctx.run_id, "FAILED")
         raise
     ctx.client.set_terminated(ctx.run_id, "FINISHED")
-    return PipelineResult(ctx.run_id, ctx.run_name, train_config.model_name, version, decision.alias,
-                          decision.promote, decision.reason, evaluation.metrics, champion_metrics,
-                          decision.champion_version, outcome.params, report.summary(),
-                          [f"{c.name}: {c.detail}" for c in report.warnings], exported, dict(ctx.seconds))
+    return PipelineResult(
+        ctx.run_id,
+        ctx.run_name,
+        train_config.model_name,
+        version,
+        decision.alias,
+        decision.promote,
+        decision.reason,
+        evaluation.metrics,
+        champion_metrics,
+        decision.champion_version,
+        outcome.params,
+        report.summary(),
+        [f"{c.name}: {c.detail}" for c in report.warnings],
+        exported,
+        dict(ctx.seconds),
+    )
 
 
 # -- stages ------------------------------------------------------------------------------
@@ -169,11 +187,22 @@ def start_run(settings: Settings, cfg: TrainConfig, echo: Callable[[str], None])
     client, experiment_id = connect(settings, cfg.experiment, cfg.tracking_uri)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_name = f"{cfg.model_name}-{stamp}-{uuid.uuid4().hex[:6]}"
-    run = client.create_run(experiment_id, run_name=run_name, tags={"mlray.model_name": cfg.model_name,
-                                                                   "mlray.config_file": cfg.source or ""})
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={"mlray.model_name": cfg.model_name, "mlray.config_file": cfg.source or ""},
+    )
     # The code version is read once: a commit landing mid-run must not give the run two.
-    ctx = Context(settings, cfg, client, run.info.run_id, run_name,
-                  settings.table_uri("ray_results", cfg.model_name), code_version(), echo=echo)
+    ctx = Context(
+        settings,
+        cfg,
+        client,
+        run.info.run_id,
+        run_name,
+        settings.table_uri("ray_results", cfg.model_name),
+        code_version(),
+        echo=echo,
+    )
     client.log_dict(ctx.run_id, cfg.model_dump(mode="json"), "train_config.json")
     for key, value in _flat(cfg.model_dump(mode="json", exclude={"settings"})).items():
         client.log_param(ctx.run_id, key, str(value)[:500])
@@ -195,11 +224,15 @@ def build_training_set(ctx: Context):
     from mlray.training.dataset import build_training_set as build
 
     data = build(ctx.settings, ctx.cfg)
-    for key, value in lineage_tags(data.lineage, data.feature_refs, ctx.run_name, code=ctx.code).items():
+    for key, value in lineage_tags(
+        data.lineage, data.feature_refs, ctx.run_name, code=ctx.code
+    ).items():
         ctx.client.set_tag(ctx.run_id, key, value)
     ctx.client.log_dict(ctx.run_id, data.lineage, "lineage.json")
-    ctx.echo(f"  {data.lineage['rows']:,} rows, {len(data.fields)} features, views "
-             f"{data.lineage['views']}, data hash {data.lineage['content_hash'][:12]}")
+    ctx.echo(
+        f"  {data.lineage['rows']:,} rows, {len(data.fields)} features, views "
+        f"{data.lineage['views']}, data hash {data.lineage['content_hash'][:12]}"
+    )
     return data
 
 
@@ -209,13 +242,20 @@ def validate(ctx: Context, data):
 
     champion = ctx.champion
     report, reference = validate_training_set(
-        data.dataset, data.fields, label=ctx.cfg.labels.label, label_time=ctx.cfg.labels.time,
-        config=ctx.cfg.validation, categorical=data.categorical,
+        data.dataset,
+        data.fields,
+        label=ctx.cfg.labels.label,
+        label_time=ctx.cfg.labels.time,
+        config=ctx.cfg.validation,
+        categorical=data.categorical,
         reference=champion.reference if champion else None,
-        reference_name=f"{ctx.cfg.model_name} v{champion.version} (champion)" if champion else None)
+        reference_name=f"{ctx.cfg.model_name} v{champion.version} (champion)" if champion else None,
+    )
     ctx.client.log_text(ctx.run_id, report.to_html(), "validation/report.html")
     ctx.client.log_dict(ctx.run_id, report.to_dict(), "validation/report.json")
-    log_metrics(ctx.client, ctx.run_id, {f"psi.{feature}": value for feature, value in report.psi.items()})
+    log_metrics(
+        ctx.client, ctx.run_id, {f"psi.{feature}": value for feature, value in report.psi.items()}
+    )
     ctx.client.set_tag(ctx.run_id, "mlray.validation", "passed" if report.passed else "failed")
     ctx.echo(f"  {report.summary()}")
     for check in report.warnings:
@@ -230,10 +270,15 @@ def split(ctx: Context, data):
     from mlray.training.dataset import split_by_time
 
     splits = split_by_time(data.dataset, ctx.cfg.labels.time, ctx.cfg.split)
-    info = {"validation_start": splits.validation_start.isoformat(), "test_start": splits.test_start.isoformat(),
-            "rows": splits.rows}
+    info = {
+        "validation_start": splits.validation_start.isoformat(),
+        "test_start": splits.test_start.isoformat(),
+        "rows": splits.rows,
+    }
     ctx.client.set_tag(ctx.run_id, TAG_SPLIT, json.dumps(info, sort_keys=True))
-    ctx.echo(f"  rows {splits.rows}; validation from {info['validation_start']}, test from {info['test_start']}")
+    ctx.echo(
+        f"  rows {splits.rows}; validation from {info['validation_start']}, test from {info['test_start']}"
+    )
     return splits
 
 
@@ -243,7 +288,11 @@ def prepare(ctx: Context, data, splits):
 
     spec = fit_spec(splits.train, data, ctx.cfg)
     ctx.client.log_dict(ctx.run_id, spec.to_dict(), "model_spec.json")
-    return spec, encode(splits.train, spec, shuffle_seed=ctx.cfg.training.seed), encode(splits.validation, spec)
+    return (
+        spec,
+        encode(splits.train, spec, shuffle_seed=ctx.cfg.training.seed),
+        encode(splits.validation, spec),
+    )
 
 
 def train(ctx: Context, spec, train_x, val_x):
@@ -253,13 +302,25 @@ def train(ctx: Context, spec, train_x, val_x):
 
     cfg = ctx.cfg
     if cfg.tune.num_samples > 0:
-        outcome = tune_model(cfg, spec, train_x, val_x, storage_path=ctx.storage_path, name=ctx.run_name)
+        outcome = tune_model(
+            cfg, spec, train_x, val_x, storage_path=ctx.storage_path, name=ctx.run_name
+        )
     else:
-        outcome = train_once(cfg, spec, train_x, val_x, storage_path=ctx.storage_path, name=ctx.run_name,
-                             metric=cfg.tune.metric, mode=cfg.tune.mode)
+        outcome = train_once(
+            cfg,
+            spec,
+            train_x,
+            val_x,
+            storage_path=ctx.storage_path,
+            name=ctx.run_name,
+            metric=cfg.tune.metric,
+            mode=cfg.tune.mode,
+        )
     log_training(ctx, outcome)
-    ctx.echo(f"  best: epoch {outcome.metrics.get('epoch')} val_auc {outcome.metrics.get('val_auc', float('nan')):.4f}"
-             f" params {outcome.params}")
+    ctx.echo(
+        f"  best: epoch {outcome.metrics.get('epoch')} val_auc {outcome.metrics.get('val_auc', float('nan')):.4f}"
+        f" params {outcome.params}"
+    )
     return outcome
 
 
@@ -280,11 +341,15 @@ def evaluate(ctx: Context, outcome, splits, reference):
     result = metrics(y, p)
     log_metrics(ctx.client, ctx.run_id, {f"test_{k}": v for k, v in result.items()})
     with tempfile.TemporaryDirectory() as d:
-        for path in (reliability_plot(y, p, Path(d) / "reliability.png", "Test slice reliability"),
-                     score_histogram(y, p, Path(d) / "score_histogram.png", "Test slice scores")):
+        for path in (
+            reliability_plot(y, p, Path(d) / "reliability.png", "Test slice reliability"),
+            score_histogram(y, p, Path(d) / "score_histogram.png", "Test slice scores"),
+        ):
             ctx.client.log_artifact(ctx.run_id, str(path), "evaluation")
     reference.score = score_distribution(p)
-    ctx.echo(f"  test auc {result['auc']:.4f} log loss {result['log_loss']:.4f} ece {result['ece']:.4f}")
+    ctx.echo(
+        f"  test auc {result['auc']:.4f} log loss {result['log_loss']:.4f} ece {result['ece']:.4f}"
+    )
     return Evaluation(build_model(spec, state), spec, result, reference)
 
 
@@ -299,9 +364,18 @@ def compare(ctx: Context, evaluation, splits):
             champion_metrics = metrics(*score_dataset(splits.test, champion.spec, champion.state))
         except ValidationFailed as e:
             problem = e.message
-    decision = decide(evaluation.metrics, champion_metrics, ctx.cfg.promotion,
-                      champion.version if champion else None, problem)
-    log_metrics(ctx.client, ctx.run_id, {f"champion_test_{k}": v for k, v in (champion_metrics or {}).items()})
+    decision = decide(
+        evaluation.metrics,
+        champion_metrics,
+        ctx.cfg.promotion,
+        champion.version if champion else None,
+        problem,
+    )
+    log_metrics(
+        ctx.client,
+        ctx.run_id,
+        {f"champion_test_{k}": v for k, v in (champion_metrics or {}).items()},
+    )
     ctx.client.log_dict(ctx.run_id, decision.to_dict(), "decision.json")
     ctx.client.set_tag(ctx.run_id, "mlray.decision", decision.alias)
     ctx.client.set_tag(ctx.run_id, "mlray.decision_reason", decision.reason)
@@ -317,19 +391,42 @@ def register(ctx: Context, data, splits, evaluation, decision, train_x):
     from mlray.training.dataset import encode
 
     spec = evaluation.spec
-    test = encode(splits.test, spec).take_batch(min(EXPORT_ROWS, splits.rows["test"]), batch_format="numpy")
-    calib = train_x.take_batch(min(CALIBRATION_ROWS, splits.rows["train"]), batch_format="numpy")["x"]
-    split_info = {"validation_start": splits.validation_start.isoformat(),
-                  "test_start": splits.test_start.isoformat(), "rows": splits.rows}
-    tags = {**lineage_tags(data.lineage, data.feature_refs, ctx.run_name, split_info, ctx.code),
-            TAG_DECISION: decision.alias, TAG_DECISION_REASON: decision.reason[:4000]}
-    pkg = ModelPackage(evaluation.model, spec, evaluation.reference, evaluation.metrics, tags,
-                       data.lineage, ctx.cfg.model_dump(mode="json"), np.ascontiguousarray(test["x"], np.float32),
-                       np.asarray(test["y"], np.float32), np.ascontiguousarray(calib, np.float32))
-    version, exported = register_version(ctx.client, ctx.cfg.model_name, ctx.run_id, pkg, decision.alias)
+    test = encode(splits.test, spec).take_batch(
+        min(EXPORT_ROWS, splits.rows["test"]), batch_format="numpy"
+    )
+    calib = train_x.take_batch(min(CALIBRATION_ROWS, splits.rows["train"]), batch_format="numpy")[
+        "x"
+    ]
+    split_info = {
+        "validation_start": splits.validation_start.isoformat(),
+        "test_start": splits.test_start.isoformat(),
+        "rows": splits.rows,
+    }
+    tags = {
+        **lineage_tags(data.lineage, data.feature_refs, ctx.run_name, split_info, ctx.code),
+        TAG_DECISION: decision.alias,
+        TAG_DECISION_REASON: decision.reason[:4000],
+    }
+    pkg = ModelPackage(
+        evaluation.model,
+        spec,
+        evaluation.reference,
+        evaluation.metrics,
+        tags,
+        data.lineage,
+        ctx.cfg.model_dump(mode="json"),
+        np.ascontiguousarray(test["x"], np.float32),
+        np.asarray(test["y"], np.float32),
+        np.ascontiguousarray(calib, np.float32),
+    )
+    version, exported = register_version(
+        ctx.client, ctx.cfg.model_name, ctx.run_id, pkg, decision.alias
+    )
     ctx.client.set_tag(ctx.run_id, "mlray.model_version", version)
-    ctx.echo(f"  registered {ctx.cfg.model_name} v{version} as {decision.alias!r}"
-             f"{' with ' + ', '.join(exported) if exported else ' (PyTorch state only: no export stage)'}")
+    ctx.echo(
+        f"  registered {ctx.cfg.model_name} v{version} as {decision.alias!r}"
+        f"{' with ' + ', '.join(exported) if exported else ' (PyTorch state only: no export stage)'}"
+    )
     return version, exported
 
 
@@ -339,8 +436,11 @@ def log_metrics(client: Any, run_id: str, values: dict[str, float], step: int = 
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in values.items()
-             if isinstance(v, (int, float)) and np.isfinite(v)]
+    batch = [
+        Metric(k, float(v), now, step)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and np.isfinite(v)
+    ]
     if batch:
         client.log_batch(run_id, metrics=batch)
 
@@ -348,7 +448,9 @@ def log_metrics(client: Any, run_id: str, values: dict[str, float], step: int = 
 def log_history(client: Any, run_id: str, history: list[dict[str, Any]]) -> None:
     """Per-epoch training metrics, ``step`` = epoch."""
     for row in history:
-        log_metrics(client, run_id, {k: row.get(k) for k in EPOCH_METRICS}, step=int(row.get("epoch", 0)))
+        log_metrics(
+            client, run_id, {k: row.get(k) for k in EPOCH_METRICS}, step=int(row.get("epoch", 0))
+        )
 
 
 def log_training(ctx: Context, outcome) -> None:
@@ -357,7 +459,9 @@ def log_training(ctx: Context, outcome) -> None:
     for k, v in outcome.params.items():
         ctx.client.log_param(ctx.run_id, f"best.{k}", str(v))
     resumed = max((int(r.get("restored_from_epoch", -1)) for r in outcome.history), default=-1)
-    log_metrics(ctx.client, ctx.run_id, {"resumed_from_epoch": resumed, "trials": len(outcome.trials)})
+    log_metrics(
+        ctx.client, ctx.run_id, {"resumed_from_epoch": resumed, "trials": len(outcome.trials)}
+    )
     experiment = ctx.client.get_run(ctx.run_id).info.experiment_id
     for i, trial in enumerate(outcome.trials):
         tags = {"mlflow.parentRunId": ctx.run_id, "mlray.trial_error": trial["error"] or ""}

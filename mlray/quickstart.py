@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,27 @@ from mlray.store import FeatureStore
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO = {"users": 2000, "items": 300, "days": 14, "seed": 42}
 # A small tuning budget so the quickstart stays a few minutes on a laptop.
-TRAIN_BUDGET = {"model_name": "ctr_model", "experiment": "mlray-quickstart",
-                "tune": {"num_samples": 2}, "training": {"epochs": 2}}
-TRAIN_FEATURES = ["user_activity:impressions_24h", "user_activity:clicks_24h", "user_activity:ctr_24h",
-                  "user_activity:ctr_7d", "user_activity:usual_price_7d", "item_stats:ctr_24h",
-                  "item_stats:popularity_7d", "item_stats:current_price", "item_catalog:category",
-                  "item_catalog:list_price", "request_features:hour_of_day", "request_features:price_vs_usual",
-                  "request_features:device_mobile"]
+TRAIN_BUDGET = {
+    "model_name": "ctr_model",
+    "experiment": "mlray-quickstart",
+    "tune": {"num_samples": 2},
+    "training": {"epochs": 2},
+}
+TRAIN_FEATURES = [
+    "user_activity:impressions_24h",
+    "user_activity:clicks_24h",
+    "user_activity:ctr_24h",
+    "user_activity:ctr_7d",
+    "user_activity:usual_price_7d",
+    "item_stats:ctr_24h",
+    "item_stats:popularity_7d",
+    "item_stats:current_price",
+    "item_catalog:category",
+    "item_catalog:list_price",
+    "request_features:hour_of_day",
+    "request_features:price_vs_usual",
+    "request_features:device_mobile",
+]
 
 
 class Run:
@@ -59,10 +73,17 @@ class Run:
 
 def generate(settings: Settings) -> tuple[GenerateSummary, str]:
     # The stream ends at the current hour, so the online store's TTLs (real expiry times) hold its values.
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    s = generate_clickstream(settings.raw_root, **DEMO, start=end - timedelta(days=DEMO["days"]),
-                             storage_options=settings.storage_options or None)
-    return s, f"{s.impressions:,} impressions, {s.users:,} users, {s.items:,} items, click rate {s.click_rate:.3f}"
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    s = generate_clickstream(
+        settings.raw_root,
+        **DEMO,
+        start=end - timedelta(days=DEMO["days"]),
+        storage_options=settings.storage_options or None,
+    )
+    return (
+        s,
+        f"{s.impressions:,} impressions, {s.users:,} users, {s.items:,} items, click rate {s.click_rate:.3f}",
+    )
 
 
 def build(fs: FeatureStore, demo: GenerateSummary) -> tuple[list, str]:
@@ -74,7 +95,8 @@ def training_set(fs: FeatureStore, settings: Settings):
     import ray.data
 
     labels = ray.data.read_delta(settings.table_uri("raw", "impressions")).select_columns(
-        ["impression_id", "user_id", "item_id", "event_time", "device", "price", "clicked"])
+        ["impression_id", "user_id", "item_id", "event_time", "device", "price", "clicked"]
+    )
     ts = fs.get_training_data(labels, "ctr_model_v1")
     ds = ts.dataset.materialize()
     n = ds.count()
@@ -92,19 +114,35 @@ def materialize(fs: FeatureStore, demo: GenerateSummary) -> tuple[list, str]:
 
 
 def lookup(fs: FeatureStore, demo: GenerateSummary) -> tuple[Any, str]:
-    rows = [{"user_id": u, "item_id": i, "device": d, "price": p}
-            for u, i, d, p in [(7, 3, "mobile", 19.9), (42, 11, "desktop", 120.0), (10**9, 5, "tablet", 5.0)]]
+    rows = [
+        {"user_id": u, "item_id": i, "device": d, "price": p}
+        for u, i, d, p in [
+            (7, 3, "mobile", 19.9),
+            (42, 11, "desktop", 120.0),
+            (10**9, 5, "tablet", 5.0),
+        ]
+    ]
     t0 = time.perf_counter()
     result = fs.get_online_features(rows, TRAIN_FEATURES, request_time=demo.end)
     ms = (time.perf_counter() - t0) * 1000
-    shown = ["user_activity__ctr_7d", "user_activity__usual_price_7d", "item_stats__ctr_24h",
-             "item_catalog__category", "request_features__price_vs_usual", "request_features__hour_of_day"]
+    shown = [
+        "user_activity__ctr_7d",
+        "user_activity__usual_price_7d",
+        "item_stats__ctr_24h",
+        "item_catalog__category",
+        "request_features__price_vs_usual",
+        "request_features__hour_of_day",
+    ]
     table = Table(title="online lookup (3 entity rows, one Redis round trip)")
     for col in ["user_id", "item_id", *shown, "missing"]:
         table.add_column(col.replace("__", ":"), overflow="fold")
     for req, values, missing in zip(rows, result.rows, result.missing):
-        table.add_row(str(req["user_id"]), str(req["item_id"]), *[_fmt(values.get(c)) for c in shown],
-                      str(len(missing)))
+        table.add_row(
+            str(req["user_id"]),
+            str(req["item_id"]),
+            *[_fmt(values.get(c)) for c in shown],
+            str(len(missing)),
+        )
     console.print(table)
     return result, f"{len(rows)} rows × {len(result.features)} features in {ms:.2f} ms"
 
@@ -116,8 +154,10 @@ def train(settings: Settings, run_no: int) -> tuple[Any, str]:
     cfg = load_train_config(None, **TRAIN_BUDGET)
     r = run_pipeline(settings, cfg, echo=lambda line: console.print(f"  [dim]{line}[/]"))
     console.print(f"  decision: {r.reason}")
-    return r, (f"{r.model_name} v{r.version} → {r.alias}, test AUC {r.metrics['auc']:.4f}"
-               f"{', files ' + ', '.join(r.exported) if r.exported else ''}")
+    return r, (
+        f"{r.model_name} v{r.version} → {r.alias}, test AUC {r.metrics['auc']:.4f}"
+        f"{', files ' + ', '.join(r.exported) if r.exported else ''}"
+    )
 
 
 def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[Any, str]:
@@ -131,14 +171,25 @@ def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[
 
     client, _ = connect(settings, str(TRAIN_BUDGET["experiment"]))
     mv = version_for_alias(client, str(TRAIN_BUDGET["model_name"]), "champion")
-    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(Path(settings.data_root)
-                                                    / "serving" / f"v{mv.version}"), tracking_uri=client.tracking_uri))
+    path = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=mv.source,
+            dst_path=str(Path(settings.data_root) / "serving" / f"v{mv.version}"),
+            tracking_uri=client.tracking_uri,
+        )
+    )
     runtime = load_runtime(path)
     spec = ModelSpec.from_json((path / "model_spec.json").read_text())
-    rows = [{"user_id": u, "item_id": i, "device": "mobile", "price": 20.0} for u, i in [(7, 3), (42, 11), (99, 40)]]
+    rows = [
+        {"user_id": u, "item_id": i, "device": "mobile", "price": 20.0}
+        for u, i in [(7, 3), (42, 11), (99, 40)]
+    ]
     online = fs.get_online_features(rows, spec.feature_refs, request_time=demo.end)
     scores = runtime.predict(encode_frame(spec, online.rows))
-    return scores, f"champion v{mv.version} on {runtime.name}: scores {', '.join(f'{s:.3f}' for s in scores)}"
+    return (
+        scores,
+        f"champion v{mv.version} on {runtime.name}: scores {', '.join(f'{s:.3f}' for s in scores)}",
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -160,7 +211,9 @@ def main() -> None:
     run.stage("train #2 (same data)", lambda: train(settings, 2))
     run.stage("score with the champion", lambda: score(fs, settings, demo))
     run.summary()
-    console.print(f"Browse runs and versions: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
+    console.print(
+        f"Browse runs and versions: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}"
+    )
     fs.close()
 
 

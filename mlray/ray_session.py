@@ -7,8 +7,6 @@ import os
 import socket
 from typing import Any
 
-import ray
-
 from mlray.config import Settings
 
 DASHBOARD_PORT = 8265
@@ -29,7 +27,9 @@ def ensure_ray(settings: Settings) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray Data starts 32 Parquet footer-reader actors per read by default: on a small
     # machine that is seconds of process start-up per read, for a few footers.
-    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(settings.ray.num_cpus or os.cpu_count() or 2))
+    os.environ.setdefault(
+        "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(settings.ray.num_cpus or os.cpu_count() or 2)
+    )
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
@@ -48,8 +48,12 @@ def dashboard_kwargs(preferred: int = DASHBOARD_PORT) -> dict[str, Any]:
     another Ray on the same host, conclude the run is dead and remove its workers.
     """
     port = dashboard_port(preferred)
-    return {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
-            "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}}
+    return {
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "dashboard_port": port,
+        "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+    }
 
 
 def dashboard_port(preferred: int = DASHBOARD_PORT) -> int:

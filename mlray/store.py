@@ -32,7 +32,7 @@ from mlray.features.on_demand import (
     on_demand_views,
     resolve_features,
 )
-from mlray.features.pipeline import BuildResult, build_features
+from mlray.offline.feature_build import BuildResult, build_features
 from mlray.features.repository import FeatureRef, FeatureRepository, group_by_view
 from mlray.offline import inputs
 from mlray.offline.delta_store import OfflineStore, PrepareRows, WriteResult, check_rows_schema
@@ -56,8 +56,12 @@ class FeatureStore:
             module defines when ``repository`` is not given, else none).
     """
 
-    def __init__(self, settings: Settings | None = None, repository: FeatureRepository | None = None,
-                 on_demand: Sequence[OnDemandFeatureView] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        repository: FeatureRepository | None = None,
+        on_demand: Sequence[OnDemandFeatureView] | None = None,
+    ) -> None:
         self.settings = settings or load_settings()
         self.repo = repository or FeatureRepository.from_module(self.settings.feature_repo)
         if on_demand is None:
@@ -70,7 +74,9 @@ class FeatureStore:
     def _view(self, view: str | FeatureView) -> FeatureView:
         return self.repo.view(view if isinstance(view, str) else view.name)
 
-    def build_features(self, start: datetime, end: datetime, views: list[str] | None = None) -> list[BuildResult]:
+    def build_features(
+        self, start: datetime, end: datetime, views: list[str] | None = None
+    ) -> list[BuildResult]:
         """Compute the computed views for ``[start, end)``, replacing that window offline."""
         ensure_ray(self.settings)
         return build_features(self.settings, self.repo, start, end, views)
@@ -88,15 +94,27 @@ class FeatureStore:
         ensure_ray(self.settings)
         v = self._view(view)
         ds = inputs.as_dataset(data, f"rows for feature view {v.name!r}")
-        check_rows_schema(v, inputs.arrow_schema(ds, f"rows for feature view {v.name!r}"),
-                          self.settings.default_timezone)
-        prepared = ds.map_batches(PrepareRows(v, self.offline.num_buckets(v), self.settings.default_timezone),
-                                  batch_format="pyarrow")
+        check_rows_schema(
+            v,
+            inputs.arrow_schema(ds, f"rows for feature view {v.name!r}"),
+            self.settings.default_timezone,
+        )
+        prepared = ds.map_batches(
+            PrepareRows(v, self.offline.num_buckets(v), self.settings.default_timezone),
+            batch_format="pyarrow",
+        )
         return self.offline.write(v, prepared)
 
-    def get_training_data(self, labels: object, features: str | Sequence[str], *, label_time: str = "event_time",
-                          versions: dict[str, int] | None = None, full_feature_names: bool = True,
-                          include_feature_times: bool = False) -> TrainingSet:
+    def get_training_data(
+        self,
+        labels: object,
+        features: str | Sequence[str],
+        *,
+        label_time: str = "event_time",
+        versions: dict[str, int] | None = None,
+        full_feature_names: bool = True,
+        include_feature_times: bool = False,
+    ) -> TrainingSet:
         """Point-in-time correct features for every label row.
 
         Args:
@@ -120,18 +138,24 @@ class FeatureStore:
         refs = resolve_features(self.repo, self.on_demand, features)
         stored = [r for r in refs if r.view not in self.on_demand]
         used = {r.view: self.on_demand[r.view] for r in refs if r.view in self.on_demand}
-        hidden = list(dict.fromkeys(s for od in used.values() for s in od.source_refs if s not in stored))
+        hidden = list(
+            dict.fromkeys(s for od in used.values() for s in od.source_refs if s not in stored)
+        )
         by_view = group_by_view(list(dict.fromkeys([*stored, *hidden])))
         ds = inputs.as_dataset(labels, "labels")
         schema = inputs.arrow_schema(ds, "labels")
         inputs.require_columns(schema, [label_time], "labels")
         inputs.check_time_column(schema, label_time, "labels", self.settings.default_timezone)
-        names = {str(r): (f"{r.view}__{r.feature}" if full_feature_names else r.feature)
-                 for r in [*refs, *hidden]}
+        names = {
+            str(r): (f"{r.view}__{r.feature}" if full_feature_names else r.feature)
+            for r in [*refs, *hidden]
+        }
         _check_output_names(schema, names, full_feature_names)
         for od in used.values():
             inputs.require_columns(schema, [f.name for f in od.request], f"labels (for {od.where})")
-        ds = ds.map_batches(_NormalizeLabels(label_time, self.settings.default_timezone), batch_format="pyarrow")
+        ds = ds.map_batches(
+            _NormalizeLabels(label_time, self.settings.default_timezone), batch_format="pyarrow"
+        )
         metadata: dict[str, dict] = {}
         for vname, feats in by_view.items():
             view = self.repo.view(vname)
@@ -139,15 +163,30 @@ class FeatureStore:
             inputs.check_key_types(schema, view.join_keys, view.key_schema(), "labels")
             snap = self.offline.snapshot(view, (versions or {}).get(vname))
             ts_col = f"{vname}__event_time" if include_feature_times else None
-            ds = join_view(ds, view, snap, feats, label_time, event_time_as=ts_col,
-                           rename={f: names[f"{vname}:{f}"] for f in feats})
-            metadata[vname] = {"uri": snap.uri, "version": snap.version, "schema_hash": view.schema_hash(),
-                               "rows": snap.num_rows}
+            ds = join_view(
+                ds,
+                view,
+                snap,
+                feats,
+                label_time,
+                event_time_as=ts_col,
+                rename={f: names[f"{vname}:{f}"] for f in feats},
+            )
+            metadata[vname] = {
+                "uri": snap.uri,
+                "version": snap.version,
+                "schema_hash": view.schema_hash(),
+                "rows": snap.num_rows,
+            }
         schema_hash = self.repo.schema_hash(by_view)
         meta: dict[str, Any] = {"views": metadata, "feature_schema_hash": schema_hash}
         if used:
-            ds = ds.map_batches(_ApplyOnDemand(list(used.values()), refs, names, label_time,
-                                               [names[str(h)] for h in hidden]), batch_format="pyarrow")
+            ds = ds.map_batches(
+                _ApplyOnDemand(
+                    list(used.values()), refs, names, label_time, [names[str(h)] for h in hidden]
+                ),
+                batch_format="pyarrow",
+            )
             meta["on_demand"] = {n: od.schema_hash() for n, od in used.items()}
             meta["feature_schema_hash"] = _combined_hash(schema_hash, meta["on_demand"])
         return TrainingSet(ds, [names[str(r)] for r in refs], label_time, meta)
@@ -160,7 +199,9 @@ class FeatureStore:
             self._online = RedisOnlineStore(redis_target(self.settings))
         return self._online
 
-    def materialize(self, end_time: datetime, views: list[str] | None = None) -> list[MaterializeResult]:
+    def materialize(
+        self, end_time: datetime, views: list[str] | None = None
+    ) -> list[MaterializeResult]:
         """Write every entity's latest feature row as of ``end_time`` to the online store.
 
         Uses the offline join's point-in-time rule; never overwrites a newer
@@ -177,12 +218,19 @@ class FeatureStore:
         """
         return materialize(self.settings, self.repo, end_time, views)
 
-    def materialize_incremental(self, end_time: datetime, views: list[str] | None = None) -> list[MaterializeResult]:
+    def materialize_incremental(
+        self, end_time: datetime, views: list[str] | None = None
+    ) -> list[MaterializeResult]:
         """Like :meth:`materialize`, for entities changed since each view's last run (its watermark)."""
         return materialize(self.settings, self.repo, end_time, views, incremental=True)
 
-    def get_online_features(self, entity_rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-                            features: str | Sequence[str], *, request_time: datetime | None = None) -> OnlineFeatures:
+    def get_online_features(
+        self,
+        entity_rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        features: str | Sequence[str],
+        *,
+        request_time: datetime | None = None,
+    ) -> OnlineFeatures:
         """Latest feature values for entities, in one round trip to the online store.
 
         Args:
@@ -205,10 +253,14 @@ class FeatureStore:
         """
         reader = self._reader
         if reader is None:
-            reader = self._reader = OnlineReader(self.online, self.repo, self.on_demand, self.settings.project)
+            reader = self._reader = OnlineReader(
+                self.online, self.repo, self.on_demand, self.settings.project
+            )
         return reader.read(entity_rows, features, request_time)
 
-    def online_freshness(self, views: list[str] | None = None, now: datetime | None = None) -> list[ViewFreshness]:
+    def online_freshness(
+        self, views: list[str] | None = None, now: datetime | None = None
+    ) -> list[ViewFreshness]:
         """Per view: newest materialized event time and the lag behind ``now`` (also a Ray gauge)."""
         names = [self.repo.view(v).name for v in views] if views else list(self.repo.views)
         now_us = time.time_ns() // 1000 if now is None else to_us(now)
@@ -225,11 +277,15 @@ def _check_output_names(schema: pa.Schema, names: dict[str, str], full: bool) ->
     outs = list(names.values())
     dup = sorted({n for n in outs if outs.count(n) > 1})
     if dup:
-        raise SchemaError(f"Feature names {dup} appear in more than one view; pass full_feature_names=True "
-                          "to name columns 'view__feature'.")
+        raise SchemaError(
+            f"Feature names {dup} appear in more than one view; pass full_feature_names=True "
+            "to name columns 'view__feature'."
+        )
     clash = sorted(set(outs) & set(schema.names))
     if clash:
-        raise SchemaError(f"labels already have column(s) {clash}; rename them before joining features.")
+        raise SchemaError(
+            f"labels already have column(s) {clash}; rename them before joining features."
+        )
 
 
 class _NormalizeLabels:
@@ -243,15 +299,24 @@ class _NormalizeLabels:
         return inputs.normalize_times(batch, [self.label_time], self.tz)
 
 
-
 class _ApplyOnDemand:
     """Run on-demand transforms over a batch of joined label rows (the offline half of the shared path)."""
 
-    def __init__(self, views: list[OnDemandFeatureView], refs: list[FeatureRef], names: dict[str, str],
-                 label_time: str, drop: list[str]) -> None:
+    def __init__(
+        self,
+        views: list[OnDemandFeatureView],
+        refs: list[FeatureRef],
+        names: dict[str, str],
+        label_time: str,
+        drop: list[str],
+    ) -> None:
         self.views, self.label_time, self.drop = views, label_time, drop
-        self.sources = {od.name: {c: names[s] for c, s in zip(od.source_columns, od.sources)} for od in views}
-        self.outputs = {od.name: [(names[str(r)], r.feature) for r in refs if r.view == od.name] for od in views}
+        self.sources = {
+            od.name: {c: names[s] for c, s in zip(od.source_columns, od.sources)} for od in views
+        }
+        self.outputs = {
+            od.name: [(names[str(r)], r.feature) for r in refs if r.view == od.name] for od in views
+        }
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         for od in self.views:

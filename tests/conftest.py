@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "2")  # as mlray.ray_session does for small clusters
+os.environ.setdefault(
+    "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "2"
+)  # as mlray.ray_session does for small clusters
 
 
 def _has_gpu() -> bool:
@@ -30,4 +32,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif "unit" in path.parts:
             item.add_marker(pytest.mark.unit)
         if "gpu" in item.keywords and not gpu:
-            item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)"
+                )
+            )

@@ -9,5 +9,13 @@ from mlray.export.artifacts import ExportResult, export_model
 from mlray.export.onnx import check_parity, export_onnx
 from mlray.export.quantize import Int8Report, check_int8, quantize_int8, roc_auc
 
-__all__ = ["ExportResult", "Int8Report", "check_int8", "check_parity", "export_model", "export_onnx",
-           "quantize_int8", "roc_auc"]
+__all__ = [
+    "ExportResult",
+    "Int8Report",
+    "check_int8",
+    "check_parity",
+    "export_model",
+    "export_onnx",
+    "quantize_int8",
+    "roc_auc",
+]

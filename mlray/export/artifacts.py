@@ -35,10 +35,20 @@ class ExportResult:
     seconds: float
 
 
-def export_model(model: Any, spec_or_metadata: Any, out_dir: str | Path, *, x_test: np.ndarray,
-                 y_test: np.ndarray | None = None, calibration: np.ndarray | None = None,
-                 model_version: str = "unversioned", max_auc_drop: float = 0.005, parity_atol: float = 1e-5,
-                 quant_format: QuantFormatName = "qdq", include_torch: bool = True) -> ExportResult:
+def export_model(
+    model: Any,
+    spec_or_metadata: Any,
+    out_dir: str | Path,
+    *,
+    x_test: np.ndarray,
+    y_test: np.ndarray | None = None,
+    calibration: np.ndarray | None = None,
+    model_version: str = "unversioned",
+    max_auc_drop: float = 0.005,
+    parity_atol: float = 1e-5,
+    quant_format: QuantFormatName = "qdq",
+    include_torch: bool = True,
+) -> ExportResult:
     """Write ONNX (FP32), INT8 when it passes the gate, the PyTorch program and ``artifact.json``.
 
     Args:
@@ -73,19 +83,40 @@ def export_model(model: Any, spec_or_metadata: Any, out_dir: str | Path, *, x_te
     int8_path: Path | None = None
     if calibration is not None and y_test is not None:
         _check_matrix(calibration, names, "calibration")
-        int8_path = quantize_int8(onnx_path, calibration, out / ONNX_INT8, quant_format=quant_format)
+        int8_path = quantize_int8(
+            onnx_path, calibration, out / ONNX_INT8, quant_format=quant_format
+        )
         report = check_int8(onnx_path, int8_path, x_test, y_test, max_auc_drop)
         int8_path = int8_path if report.kept else None
     else:
         log.info("No calibration data or test labels: INT8 export skipped for %s", model_version)
-    torch_path = save_torch_program(model, len(names), out / TORCH_PROGRAM) if include_torch else None
-    checks = {"parity_max_abs_diff": parity, "parity_atol": parity_atol, "parity_rows": len(x_test),
-              "int8": report.to_dict() if report else None, "quant_format": quant_format if report else None}
-    artifact = ModelArtifact(feature_names=names, onnx_path=onnx_path, int8_path=int8_path, torch_path=torch_path,
-                             model_version=model_version, spec=spec, checks=checks, root=out)
+    torch_path = (
+        save_torch_program(model, len(names), out / TORCH_PROGRAM) if include_torch else None
+    )
+    checks = {
+        "parity_max_abs_diff": parity,
+        "parity_atol": parity_atol,
+        "parity_rows": len(x_test),
+        "int8": report.to_dict() if report else None,
+        "quant_format": quant_format if report else None,
+    }
+    artifact = ModelArtifact(
+        feature_names=names,
+        onnx_path=onnx_path,
+        int8_path=int8_path,
+        torch_path=torch_path,
+        model_version=model_version,
+        spec=spec,
+        checks=checks,
+        root=out,
+    )
     artifact.write_manifest(out)
-    return ExportResult(artifact=artifact, parity_max_abs_diff=parity, int8=report,
-                        seconds=time.perf_counter() - started)
+    return ExportResult(
+        artifact=artifact,
+        parity_max_abs_diff=parity,
+        int8=report,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def save_torch_program(model: Any, num_features: int, path: str | Path) -> Path:
@@ -101,8 +132,12 @@ def save_torch_program(model: Any, num_features: int, path: str | Path) -> Path:
     model.eval()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.export prints advisory notes about dynamic shapes
-            program = torch.export.export(model, (sample,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            warnings.simplefilter(
+                "ignore"
+            )  # torch.export prints advisory notes about dynamic shapes
+            program = torch.export.export(
+                model, (sample,), dynamic_shapes=({0: torch.export.Dim("batch")},)
+            )
     finally:
         model.train(was_training)
     torch.export.save(program, str(path))
@@ -112,5 +147,7 @@ def save_torch_program(model: Any, num_features: int, path: str | Path) -> Path:
 def _check_matrix(x: np.ndarray, names: list[str], what: str) -> None:
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != len(names) or len(x) == 0:
         got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
-        raise SchemaError(f"{what} must be a non-empty matrix (rows, {len(names)}) with columns "
-                          f"{', '.join(names)}; got {got}.")
+        raise SchemaError(
+            f"{what} must be a non-empty matrix (rows, {len(names)}) with columns "
+            f"{', '.join(names)}; got {got}."
+        )

@@ -35,11 +35,15 @@ def spec_to_dict(spec_or_metadata: Any) -> dict[str, Any]:
     elif isinstance(spec_or_metadata, Mapping):
         spec = dict(spec_or_metadata)
     else:
-        raise ConfigError(f"Model spec must have to_dict() or be a mapping, got {type(spec_or_metadata).__name__}.")
+        raise ConfigError(
+            f"Model spec must have to_dict() or be a mapping, got {type(spec_or_metadata).__name__}."
+        )
     try:
         json.dumps(spec)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"Model spec is not JSON-serialisable ({e}); keep it to plain types.") from e
+        raise ConfigError(
+            f"Model spec is not JSON-serialisable ({e}); keep it to plain types."
+        ) from e
     return spec
 
 
@@ -59,8 +63,10 @@ def feature_names_of(spec: Mapping[str, Any]) -> list[str]:
             return list(names)
     if "numeric_features" in spec or "categorical_features" in spec:
         return [*spec.get("numeric_features", []), *spec.get("categorical_features", [])]
-    raise ConfigError(f"Model spec declares no input feature order: give it 'feature_names' (a list) or "
-                      f"'numeric_features' + 'categorical_features'; its keys are {sorted(spec)}.")
+    raise ConfigError(
+        f"Model spec declares no input feature order: give it 'feature_names' (a list) or "
+        f"'numeric_features' + 'categorical_features'; its keys are {sorted(spec)}."
+    )
 
 
 def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: int = OPSET) -> Path:
@@ -102,16 +108,32 @@ def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: i
             # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
             # onnxscript (not a dependency); it is what torch 2.13 still ships and it makes plain Gemm graphs.
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (sample,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                              do_constant_folding=True)
+            torch.onnx.export(
+                model,
+                (sample,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                do_constant_folding=True,
+            )
     finally:
         model.train(was_training)
     proto = onnx.load(str(path))
-    _set_metadata(proto, {META_FEATURE_NAMES: json.dumps(names), META_SPEC: json.dumps(spec, sort_keys=True),
-                          META_INPUT: INPUT_NAME, META_OUTPUT: OUTPUT_NAME})
-    proto.doc_string = f"mlray CTR model; input '{INPUT_NAME}' float32[batch, {len(names)}]: {', '.join(names)}"
+    _set_metadata(
+        proto,
+        {
+            META_FEATURE_NAMES: json.dumps(names),
+            META_SPEC: json.dumps(spec, sort_keys=True),
+            META_INPUT: INPUT_NAME,
+            META_OUTPUT: OUTPUT_NAME,
+        },
+    )
+    proto.doc_string = (
+        f"mlray CTR model; input '{INPUT_NAME}' float32[batch, {len(names)}]: {', '.join(names)}"
+    )
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path
@@ -124,11 +146,15 @@ def _check_contract(model: Any, sample: Any, names: list[str]) -> None:
         with torch.no_grad():
             out = model(sample)
     except Exception as e:  # noqa: BLE001 - any failure here means the module breaks the contract
-        raise SchemaError(f"Model does not accept float32 [batch, {len(names)}] (features: {', '.join(names)}): "
-                          f"{type(e).__name__}: {e}") from e
+        raise SchemaError(
+            f"Model does not accept float32 [batch, {len(names)}] (features: {', '.join(names)}): "
+            f"{type(e).__name__}: {e}"
+        ) from e
     if tuple(out.shape) != (sample.shape[0],):
-        raise SchemaError(f"Model must return click probabilities of shape [batch]; for a batch of "
-                          f"{sample.shape[0]} it returned {tuple(out.shape)}. Squeeze the last dimension.")
+        raise SchemaError(
+            f"Model must return click probabilities of shape [batch]; for a batch of "
+            f"{sample.shape[0]} it returned {tuple(out.shape)}. Squeeze the last dimension."
+        )
 
 
 def _set_metadata(proto: Any, props: dict[str, str]) -> None:
@@ -167,7 +193,13 @@ def check_parity(model: Any, onnx_path: str | Path, x: np.ndarray, *, atol: floa
     worst = float(np.nanmax(diff)) if diff.size else 0.0
     if not np.isfinite(diff).all() or worst > atol:
         i = int(np.nanargmax(diff)) if diff.size and np.isfinite(diff).any() else 0
-        raise ValidationFailed(f"ONNX model {onnx_path} differs from PyTorch by {worst:.3g} (> {atol}) on row {i}.",
-                               report={"max_abs_diff": worst, "row": i, "onnx": float(got[i]),
-                                       "torch": float(expected[i])})
+        raise ValidationFailed(
+            f"ONNX model {onnx_path} differs from PyTorch by {worst:.3g} (> {atol}) on row {i}.",
+            report={
+                "max_abs_diff": worst,
+                "row": i,
+                "onnx": float(got[i]),
+                "torch": float(expected[i]),
+            },
+        )
     return worst

@@ -57,7 +57,9 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
         raise SchemaError(f"AUC needs one score per label: {s.size} scores for {y.size} labels.")
     pos, neg = int(y.sum()), int((~y).sum())
     if pos == 0 or neg == 0:
-        raise SchemaError(f"AUC needs both classes in the labels; got {pos} positives and {neg} negatives.")
+        raise SchemaError(
+            f"AUC needs both classes in the labels; got {pos} positives and {neg} negatives."
+        )
     order = np.argsort(s, kind="mergesort")
     sorted_s = s[order]
     ranks = np.empty_like(s)
@@ -73,16 +75,25 @@ class _Batches:
     """ONNX Runtime's CalibrationDataReader over a feature matrix."""
 
     def __init__(self, x: np.ndarray, batch_size: int) -> None:
-        self._it: Iterator[np.ndarray] = (x[i:i + batch_size] for i in range(0, len(x), batch_size))
+        self._it: Iterator[np.ndarray] = (
+            x[i : i + batch_size] for i in range(0, len(x), batch_size)
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         chunk = next(self._it, None)
         return None if chunk is None else {INPUT_NAME: chunk}
 
 
-def quantize_int8(onnx_path: str | Path, calibration: np.ndarray, out_path: str | Path, *,
-                  quant_format: QuantFormatName = "qdq", per_channel: bool = False,
-                  max_rows: int = 4096, seed: int = 0) -> Path:
+def quantize_int8(
+    onnx_path: str | Path,
+    calibration: np.ndarray,
+    out_path: str | Path,
+    *,
+    quant_format: QuantFormatName = "qdq",
+    per_channel: bool = False,
+    max_rows: int = 4096,
+    seed: int = 0,
+) -> Path:
     """Quantize an FP32 ONNX model to INT8 with static (calibrated) ranges.
 
     Activations are uint8 and weights int8 (the u8s8 kernels x86 VNNI/AMX run
@@ -113,7 +124,9 @@ def quantize_int8(onnx_path: str | Path, calibration: np.ndarray, out_path: str 
 
     formats = {"qoperator": QuantFormat.QOperator, "qdq": QuantFormat.QDQ}
     if quant_format not in formats:
-        raise ConfigError(f"Unknown INT8 quant_format {quant_format!r}; use one of {sorted(formats)}.")
+        raise ConfigError(
+            f"Unknown INT8 quant_format {quant_format!r}; use one of {sorted(formats)}."
+        )
     meta = read_onnx_metadata(onnx_path)
     x = _calibration_rows(calibration, meta.feature_names, max_rows, seed)
     out_path = Path(out_path)
@@ -122,21 +135,44 @@ def quantize_int8(onnx_path: str | Path, calibration: np.ndarray, out_path: str 
         prepared = Path(tmp) / "prepared.onnx"
         # Shape inference + graph cleanup first, as ONNX Runtime advises, so every Gemm is recognised.
         quant_pre_process(str(onnx_path), str(prepared))
-        quantize_static(str(prepared), str(out_path), _Batches(x, 256), quant_format=formats[quant_format],
-                        op_types_to_quantize=QUANTIZED_OPS, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    _copy_metadata(Path(onnx_path), out_path, {"mlray.quantization": f"int8 static {quant_format} "
-                                                                      f"per_channel={per_channel} rows={len(x)}"})
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            _Batches(x, 256),
+            quant_format=formats[quant_format],
+            op_types_to_quantize=QUANTIZED_OPS,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    _copy_metadata(
+        Path(onnx_path),
+        out_path,
+        {
+            "mlray.quantization": f"int8 static {quant_format} "
+            f"per_channel={per_channel} rows={len(x)}"
+        },
+    )
     return out_path
 
 
-def _calibration_rows(calibration: np.ndarray, names: list[str], max_rows: int, seed: int) -> np.ndarray:
-    if not isinstance(calibration, np.ndarray) or calibration.ndim != 2 or calibration.shape[1] != len(names) \
-            or len(calibration) == 0:
-        got = calibration.shape if isinstance(calibration, np.ndarray) else type(calibration).__name__
-        raise SchemaError(f"Calibration data must be a non-empty float matrix (rows, {len(names)}) with columns "
-                          f"{', '.join(names)}; got {got}.")
+def _calibration_rows(
+    calibration: np.ndarray, names: list[str], max_rows: int, seed: int
+) -> np.ndarray:
+    if (
+        not isinstance(calibration, np.ndarray)
+        or calibration.ndim != 2
+        or calibration.shape[1] != len(names)
+        or len(calibration) == 0
+    ):
+        got = (
+            calibration.shape if isinstance(calibration, np.ndarray) else type(calibration).__name__
+        )
+        raise SchemaError(
+            f"Calibration data must be a non-empty float matrix (rows, {len(names)}) with columns "
+            f"{', '.join(names)}; got {got}."
+        )
     x = calibration.astype(np.float32, copy=False)
     if len(x) > max_rows:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_rows, replace=False))]
@@ -146,7 +182,9 @@ def _calibration_rows(calibration: np.ndarray, names: list[str], max_rows: int, 
 def _copy_metadata(src: Path, dst: Path, extra: dict[str, str]) -> None:
     import onnx
 
-    props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props} | extra
+    props = {
+        p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props
+    } | extra
     model = onnx.load(str(dst))
     del model.metadata_props[:]
     for key, value in props.items():
@@ -155,8 +193,15 @@ def _copy_metadata(src: Path, dst: Path, extra: dict[str, str]) -> None:
     onnx.save(model, str(dst))
 
 
-def check_int8(fp32_path: str | Path, int8_path: str | Path, x_test: np.ndarray, y_test: np.ndarray,
-               max_auc_drop: float = 0.005, *, delete_rejected: bool = True) -> Int8Report:
+def check_int8(
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    max_auc_drop: float = 0.005,
+    *,
+    delete_rejected: bool = True,
+) -> Int8Report:
     """Score both models on the test slice and keep the INT8 one only if its AUC held up.
 
     Args:
@@ -175,9 +220,17 @@ def check_int8(fp32_path: str | Path, int8_path: str | Path, x_test: np.ndarray,
     auc_fp32 = roc_auc(y_test, _score(fp32_path, x_test))
     auc_int8 = roc_auc(y_test, _score(int8_path, x_test))
     kept = auc_fp32 - auc_int8 <= max_auc_drop
-    report = Int8Report(kept=kept, auc_fp32=auc_fp32, auc_int8=auc_int8, max_auc_drop=max_auc_drop, rows=len(x_test))
-    log.info("INT8 %s: AUC fp32 %.5f, int8 %.5f (drop %.5f, limit %.5f)", "kept" if kept else "rejected",
-             auc_fp32, auc_int8, report.auc_drop, max_auc_drop)
+    report = Int8Report(
+        kept=kept, auc_fp32=auc_fp32, auc_int8=auc_int8, max_auc_drop=max_auc_drop, rows=len(x_test)
+    )
+    log.info(
+        "INT8 %s: AUC fp32 %.5f, int8 %.5f (drop %.5f, limit %.5f)",
+        "kept" if kept else "rejected",
+        auc_fp32,
+        auc_int8,
+        report.auc_drop,
+        max_auc_drop,
+    )
     if not kept and delete_rejected:
         Path(int8_path).unlink(missing_ok=True)
     return report
@@ -188,5 +241,13 @@ def _score(path: str | Path, x: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + 8192]})[0]
-                           for i in range(0, len(x), 8192)]) if len(x) else np.empty(0, np.float32)
+    return (
+        np.concatenate(
+            [
+                session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + 8192]})[0]
+                for i in range(0, len(x), 8192)
+            ]
+        )
+        if len(x)
+        else np.empty(0, np.float32)
+    )

@@ -34,8 +34,12 @@ class SyntheticCTR:
 
     def metadata(self) -> dict[str, Any]:
         """The JSON-serialisable spec :func:`mlray.export.onnx.export_onnx` records."""
-        return {"feature_names": self.feature_names, "numeric_features": self.numeric,
-                "categorical_features": dict(self.categorical), "output": "click_probability"}
+        return {
+            "feature_names": self.feature_names,
+            "numeric_features": self.numeric,
+            "categorical_features": dict(self.categorical),
+            "output": "click_probability",
+        }
 
 
 def make_ctr_data(n: int, *, num_numeric: int = 12, seed: int = 0) -> SyntheticCTR:
@@ -57,7 +61,9 @@ def make_ctr_data(n: int, *, num_numeric: int = 12, seed: int = 0) -> SyntheticC
     logit = z @ w * 1.5 + 0.8 * z[:, 0] * z[:, 1] + cat_effect[cat[:, 0]] + 0.3 * cat[:, 1] - 1.5
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
     x = np.concatenate([numeric, cat.astype(np.float32)], axis=1)
-    return SyntheticCTR(x=x, y=y, numeric=[f"num_{i}" for i in range(num_numeric)], categorical=cards)
+    return SyntheticCTR(
+        x=x, y=y, numeric=[f"num_{i}" for i in range(num_numeric)], categorical=cards
+    )
 
 
 class ReferenceCTRModel(nn.Module):
@@ -67,14 +73,21 @@ class ReferenceCTRModel(nn.Module):
     travel into ONNX with the weights (the training contract).
     """
 
-    def __init__(self, num_numeric: int, cardinalities: list[int], hidden: tuple[int, ...] = (256, 128),
-                 emb_dim: int = 8) -> None:
+    def __init__(
+        self,
+        num_numeric: int,
+        cardinalities: list[int],
+        hidden: tuple[int, ...] = (256, 128),
+        emb_dim: int = 8,
+    ) -> None:
         super().__init__()
         self.num_numeric = num_numeric
         self.register_buffer("mean", torch.zeros(num_numeric))
         self.register_buffer("std", torch.ones(num_numeric))
         self.register_buffer("fill", torch.zeros(num_numeric))
-        self.register_buffer("max_code", torch.tensor([c - 1 for c in cardinalities], dtype=torch.long))
+        self.register_buffer(
+            "max_code", torch.tensor([c - 1 for c in cardinalities], dtype=torch.long)
+        )
         self.embeddings = nn.ModuleList([nn.Embedding(c, emb_dim) for c in cardinalities])
         layers: list[nn.Module] = []
         width = num_numeric + emb_dim * len(cardinalities)
@@ -91,14 +104,16 @@ class ReferenceCTRModel(nn.Module):
         std = np.nanstd(num, axis=0)
         self.mean.copy_(torch.from_numpy(mean).float())
         self.std.copy_(torch.from_numpy(np.where(std > 0, std, 1.0)).float())
-        self.fill.copy_(torch.from_numpy(mean).float())  # a missing value is read as the mean: 0 after scaling
+        self.fill.copy_(
+            torch.from_numpy(mean).float()
+        )  # a missing value is read as the mean: 0 after scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         num = x[:, : self.num_numeric]
         num = torch.where(torch.isnan(num), self.fill, num)
         num = (num - self.mean) / self.std
         # Codes arrive as floats; an unseen code is clamped into range rather than indexing out of bounds.
-        codes = torch.minimum(x[:, self.num_numeric:].long().clamp(min=0), self.max_code)
+        codes = torch.minimum(x[:, self.num_numeric :].long().clamp(min=0), self.max_code)
         embs = [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
         return torch.sigmoid(self.mlp(torch.cat([num, *embs], dim=1))).squeeze(-1)
 
@@ -126,8 +141,14 @@ class TrainedReference:
         return self.data.y[self.test_idx]
 
 
-def train_reference_model(n: int = 20_000, *, hidden: tuple[int, ...] = (256, 128), steps: int = 300,
-                          batch_size: int = 512, seed: int = 0) -> TrainedReference:
+def train_reference_model(
+    n: int = 20_000,
+    *,
+    hidden: tuple[int, ...] = (256, 128),
+    steps: int = 300,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> TrainedReference:
     """Train :class:`ReferenceCTRModel` on synthetic data (80/20 split).
 
     Args:
@@ -144,7 +165,7 @@ def train_reference_model(n: int = 20_000, *, hidden: tuple[int, ...] = (256, 12
     data = make_ctr_data(n, seed=seed)
     rng = np.random.default_rng(seed + 1)
     order = rng.permutation(n)
-    train_idx, test_idx = order[: int(n * 0.8)], order[int(n * 0.8):]
+    train_idx, test_idx = order[: int(n * 0.8)], order[int(n * 0.8) :]
     model = ReferenceCTRModel(len(data.numeric), list(data.categorical.values()), hidden=hidden)
     model.fit_normalization(data.x[train_idx])
     x = torch.from_numpy(data.x[train_idx])
@@ -160,4 +181,6 @@ def train_reference_model(n: int = 20_000, *, hidden: tuple[int, ...] = (256, 12
         opt.step()
         losses.append(loss.item())
     model.eval()
-    return TrainedReference(model=model, data=data, train_idx=train_idx, test_idx=test_idx, losses=losses)
+    return TrainedReference(
+        model=model, data=data, train_idx=train_idx, test_idx=test_idx, losses=losses
+    )

@@ -59,9 +59,17 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def build_engine(onnx_path: str | Path, cache_dir: str | Path, model_version: str, *,
-                 precision: EnginePrecision = "fp16", calibration: np.ndarray | None = None,
-                 max_batch: int = 4096, opt_batch: int = 64, workspace_bytes: int = 1 << 30) -> Path | None:
+def build_engine(
+    onnx_path: str | Path,
+    cache_dir: str | Path,
+    model_version: str,
+    *,
+    precision: EnginePrecision = "fp16",
+    calibration: np.ndarray | None = None,
+    max_batch: int = 4096,
+    opt_batch: int = 64,
+    workspace_bytes: int = 1 << 30,
+) -> Path | None:
     """Build (or reuse) a TensorRT engine for an exported ONNX model.
 
     Args:
@@ -98,8 +106,12 @@ def build_engine(onnx_path: str | Path, cache_dir: str | Path, model_version: st
     folder.mkdir(parents=True, exist_ok=True)
     calib_cache = folder / f"model-{_file_hash(onnx_path)}.int8.calib"
     if precision == "int8" and calibration is None and not calib_cache.exists():
-        raise ConfigError(f"An INT8 TensorRT engine needs calibration rows (or a calibration cache at {calib_cache}).")
-    serialized = _build(trt, onnx_path, precision, calibration, calib_cache, max_batch, opt_batch, workspace_bytes)
+        raise ConfigError(
+            f"An INT8 TensorRT engine needs calibration rows (or a calibration cache at {calib_cache})."
+        )
+    serialized = _build(
+        trt, onnx_path, precision, calibration, calib_cache, max_batch, opt_batch, workspace_bytes
+    )
     tmp = engine_path.with_suffix(".tmp")
     tmp.write_bytes(serialized)
     tmp.replace(engine_path)  # atomic: a concurrent reader never sees half an engine
@@ -107,8 +119,16 @@ def build_engine(onnx_path: str | Path, cache_dir: str | Path, model_version: st
     return engine_path
 
 
-def _build(trt: Any, onnx_path: Path, precision: str, calibration: np.ndarray | None, calib_cache: Path,
-           max_batch: int, opt_batch: int, workspace_bytes: int) -> bytes:
+def _build(
+    trt: Any,
+    onnx_path: Path,
+    precision: str,
+    calibration: np.ndarray | None,
+    calib_cache: Path,
+    max_batch: int,
+    opt_batch: int,
+    workspace_bytes: int,
+) -> bytes:
     meta = read_onnx_metadata(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -116,12 +136,16 @@ def _build(trt: Any, onnx_path: Path, precision: str, calibration: np.ndarray | 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ValidationFailed(f"TensorRT cannot parse {onnx_path}: {errors}", report={"errors": errors})
+        raise ValidationFailed(
+            f"TensorRT cannot parse {onnx_path}: {errors}", report={"errors": errors}
+        )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     width = len(meta.feature_names)
     profile = builder.create_optimization_profile()
-    profile.set_shape(meta.input_name, (1, width), (min(opt_batch, max_batch), width), (max_batch, width))
+    profile.set_shape(
+        meta.input_name, (1, width), (min(opt_batch, max_batch), width), (max_batch, width)
+    )
     config.add_optimization_profile(profile)
     config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
@@ -130,19 +154,24 @@ def _build(trt: Any, onnx_path: Path, precision: str, calibration: np.ndarray | 
         config.int8_calibrator = make_calibrator(trt, calibration, width, calib_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ValidationFailed(f"TensorRT could not build a {precision} engine from {onnx_path}; "
-                               f"see the TensorRT log above.")
+        raise ValidationFailed(
+            f"TensorRT could not build a {precision} engine from {onnx_path}; "
+            f"see the TensorRT log above."
+        )
     return bytes(serialized)
 
 
-def make_calibrator(trt: Any, calibration: np.ndarray | None, width: int, cache_path: Path,
-                    batch_size: int = 256) -> Any:
+def make_calibrator(
+    trt: Any, calibration: np.ndarray | None, width: int, cache_path: Path, batch_size: int = 256
+) -> Any:
     """An entropy calibrator over ``calibration`` that reads and writes ``cache_path``.
 
     With a cache present TensorRT reads the scales from it and asks for no batches.
     """
     if calibration is not None and (calibration.ndim != 2 or calibration.shape[1] != width):
-        raise SchemaError(f"TensorRT calibration data must be (rows, {width}); got {calibration.shape}.")
+        raise SchemaError(
+            f"TensorRT calibration data must be (rows, {width}); got {calibration.shape}."
+        )
     import torch
 
     class _Calibrator(trt.IInt8EntropyCalibrator2):
@@ -151,8 +180,9 @@ def make_calibrator(trt: Any, calibration: np.ndarray | None, width: int, cache_
             rows = np.empty((0, width), np.float32) if calibration is None else calibration
             self._size = max(1, min(batch_size, len(rows)))  # a small sample still makes one batch
             self._batches: Iterator[np.ndarray] = (
-                np.ascontiguousarray(rows[i:i + self._size], dtype=np.float32)
-                for i in range(0, len(rows) - self._size + 1, self._size))
+                np.ascontiguousarray(rows[i : i + self._size], dtype=np.float32)
+                for i in range(0, len(rows) - self._size + 1, self._size)
+            )
             self._device = torch.empty((self._size, width), dtype=torch.float32, device="cuda")
 
         def get_batch_size(self) -> int:

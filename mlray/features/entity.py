@@ -31,6 +31,10 @@ class Entity:
         else:
             object.__setattr__(self, "join_keys", tuple(self.join_keys))
         if not self.name.isidentifier():
-            raise DefinitionError(f"Entity name {self.name!r} must be a Python identifier (letters, digits, _).")
+            raise DefinitionError(
+                f"Entity name {self.name!r} must be a Python identifier (letters, digits, _)."
+            )
         if not self.join_keys:
-            raise DefinitionError(f"Entity {self.name!r} needs at least one join key, e.g. join_keys=('user_id',).")
+            raise DefinitionError(
+                f"Entity {self.name!r} needs at least one join key, e.g. join_keys=('user_id',)."
+            )

@@ -110,13 +110,17 @@ class FeatureView:
             raise DefinitionError(f"{where}: feature names repeat: {sorted(dup)}.")
         clash = (set(names) & set(self.join_keys)) | (set(names) & RESERVED)
         if clash:
-            raise DefinitionError(f"{where}: features {sorted(clash)} collide with join keys or reserved columns "
-                                  f"{sorted(RESERVED)}; rename them.")
+            raise DefinitionError(
+                f"{where}: features {sorted(clash)} collide with join keys or reserved columns "
+                f"{sorted(RESERVED)}; rename them."
+            )
         if self.ttl is not None and self.ttl <= timedelta(0):
             raise DefinitionError(f"{where}: ttl must be positive, got {self.ttl}.")
         if (self.source is None) != (self.transform is None):
-            raise DefinitionError(f"{where}: give both source and transform (a computed view) or neither "
-                                  "(a view filled by FeatureStore.ingest).")
+            raise DefinitionError(
+                f"{where}: give both source and transform (a computed view) or neither "
+                "(a view filled by FeatureStore.ingest)."
+            )
 
     # -- derived -------------------------------------------------------------
     @property
@@ -140,7 +144,9 @@ class FeatureView:
         raise unknown_name("feature", name, self.feature_names, f"in feature view {self.name!r}")
 
     def key_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(k, e.dtype, nullable=False) for e in self.entities for k in e.join_keys])
+        return pa.schema(
+            [pa.field(k, e.dtype, nullable=False) for e in self.entities for k in e.join_keys]
+        )
 
     def table_schema(self) -> pa.Schema:
         """Arrow schema of the view's offline table (without the bucket column)."""
@@ -155,7 +161,9 @@ class FeatureView:
         body = {
             "name": self.name,
             "keys": [[k, str(e.dtype)] for e in self.entities for k in e.join_keys],
-            "fields": [[f.name, str(f.dtype), f.nullable, f.ge, f.le, repr(f.default)] for f in self.schema],
+            "fields": [
+                [f.name, str(f.dtype), f.nullable, f.ge, f.le, repr(f.default)] for f in self.schema
+            ],
             "ttl": self.ttl.total_seconds() if self.ttl else None,
             "availability": [self.track_availability, self.availability_delay.total_seconds()],
             "transform": _source_of(self.transform),

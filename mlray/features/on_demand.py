@@ -107,9 +107,13 @@ class OnDemandFeatureView:
             src = inspect.getsource(self.transform)
         except (OSError, TypeError):
             src = f"{getattr(self.transform, '__module__', '?')}.{getattr(self.transform, '__qualname__', '?')}"
-        body = {"name": self.name, "request": [[f.name, str(f.dtype)] for f in self.request],
-                "sources": list(self.sources), "fields": [[f.name, str(f.dtype)] for f in self.schema],
-                "transform": src}
+        body = {
+            "name": self.name,
+            "request": [[f.name, str(f.dtype)] for f in self.request],
+            "sources": list(self.sources),
+            "fields": [[f.name, str(f.dtype)] for f in self.schema],
+            "transform": src,
+        }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def compute(self, columns: Mapping[str, pa.Array | pa.ChunkedArray]) -> dict[str, pa.Array]:
@@ -130,26 +134,38 @@ class OnDemandFeatureView:
         try:
             out = self.transform(inputs)
         except Exception as e:
-            raise DefinitionError(f"{self.where}: the transform raised {type(e).__name__}: {e}") from e
+            raise DefinitionError(
+                f"{self.where}: the transform raised {type(e).__name__}: {e}"
+            ) from e
         result = {}
         for f in self.schema:
             if f.name not in out:
-                raise DefinitionError(f"{self.where}: the transform returned no {f.name!r}; it must return "
-                                      f"{list(self.feature_names)}.")
+                raise DefinitionError(
+                    f"{self.where}: the transform returned no {f.name!r}; it must return "
+                    f"{list(self.feature_names)}."
+                )
             values = np.asarray(out[f.name])
             if values.shape != (n,):
-                raise DefinitionError(f"{self.where}: output {f.name!r} has shape {values.shape}, expected ({n},).")
+                raise DefinitionError(
+                    f"{self.where}: output {f.name!r} has shape {values.shape}, expected ({n},)."
+                )
             try:
                 result[f.name] = pa.array(values, type=f.dtype, from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                raise DefinitionError(f"{self.where}: output {f.name!r} cannot be typed {f.dtype}: {e}") from e
+                raise DefinitionError(
+                    f"{self.where}: output {f.name!r} cannot be typed {f.dtype}: {e}"
+                ) from e
         return result
 
 
-def _typed(columns: Mapping[str, Any], name: str, dtype: pa.DataType | None, where: str) -> pa.Array:
+def _typed(
+    columns: Mapping[str, Any], name: str, dtype: pa.DataType | None, where: str
+) -> pa.Array:
     if name not in columns:
-        raise SchemaError(f"{where} needs input {name!r}, which the request/labels do not have; "
-                          f"it has {sorted(columns)}.")
+        raise SchemaError(
+            f"{where} needs input {name!r}, which the request/labels do not have; "
+            f"it has {sorted(columns)}."
+        )
     col = columns[name]
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
@@ -158,7 +174,9 @@ def _typed(columns: Mapping[str, Any], name: str, dtype: pa.DataType | None, whe
     try:
         return col.cast(dtype)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise SchemaError(f"{where}: input {name!r} has type {col.type}, which cannot be cast to {dtype}: {e}") from e
+        raise SchemaError(
+            f"{where}: input {name!r} has type {col.type}, which cannot be cast to {dtype}: {e}"
+        ) from e
 
 
 def _to_numpy(arr: pa.Array) -> np.ndarray:
@@ -172,12 +190,16 @@ def request_column(rows: Sequence[Mapping[str, Any]], f: Field, where: str) -> p
     try:
         values = [r[f.name] for r in rows]
     except KeyError:
-        raise SchemaError(f"{where} needs request field {f.name!r}; pass it in every entity row, "
-                          f"e.g. {{..., {f.name!r}: ...}}.") from None
+        raise SchemaError(
+            f"{where} needs request field {f.name!r}; pass it in every entity row, "
+            f"e.g. {{..., {f.name!r}: ...}}."
+        ) from None
     try:
         return pa.array(values, type=f.dtype)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise SchemaError(f"{where}: request field {f.name!r} must be {f.dtype}, got {values[:3]!r}: {e}") from e
+        raise SchemaError(
+            f"{where}: request field {f.name!r} must be {f.dtype}, got {values[:3]!r}: {e}"
+        ) from e
 
 
 # -- finding and resolving ---------------------------------------------------------
@@ -190,7 +212,9 @@ def on_demand_views(module_name: str) -> list[OnDemandFeatureView]:
     return [o for o in vars(module).values() if isinstance(o, OnDemandFeatureView)]
 
 
-def check_on_demand(repo: FeatureRepository, views: Sequence[OnDemandFeatureView]) -> dict[str, OnDemandFeatureView]:
+def check_on_demand(
+    repo: FeatureRepository, views: Sequence[OnDemandFeatureView]
+) -> dict[str, OnDemandFeatureView]:
     """Index on-demand views by name after checking their names and sources against ``repo``.
 
     Raises:
@@ -206,8 +230,11 @@ def check_on_demand(repo: FeatureRepository, views: Sequence[OnDemandFeatureView
     return out
 
 
-def resolve_features(repo: FeatureRepository, on_demand: Mapping[str, OnDemandFeatureView],
-                     features: str | Sequence[str]) -> list[FeatureRef]:
+def resolve_features(
+    repo: FeatureRepository,
+    on_demand: Mapping[str, OnDemandFeatureView],
+    features: str | Sequence[str],
+) -> list[FeatureRef]:
     """Like :meth:`FeatureRepository.resolve`, also accepting ``on_demand_view:feature`` refs.
 
     Raises:
@@ -224,10 +251,14 @@ def resolve_features(repo: FeatureRepository, on_demand: Mapping[str, OnDemandFe
             try:
                 ref = repo.resolve([raw])[0]
             except NotFoundError:
-                valid = repo.all_refs() + [f"{n}:{f}" for n, v in on_demand.items() for f in v.feature_names]
+                valid = repo.all_refs() + [
+                    f"{n}:{f}" for n, v in on_demand.items() for f in v.feature_names
+                ]
                 raise unknown_name("feature", raw, valid, f"in repository {repo.origin}") from None
         elif feat not in od.feature_names:
-            raise unknown_name("feature", raw, [f"{view}:{f}" for f in od.feature_names], f"in {od.where}")
+            raise unknown_name(
+                "feature", raw, [f"{view}:{f}" for f in od.feature_names], f"in {od.where}"
+            )
         else:
             ref = FeatureRef(view, feat)
         if ref not in refs:

@@ -40,22 +40,31 @@ class FeatureRef:
 class FeatureRepository:
     """Lookup over a set of definitions, checked for consistency on creation."""
 
-    def __init__(self, views: Iterable[FeatureView], services: Iterable[FeatureService] = (), *,
-                 origin: str = "<code>") -> None:
+    def __init__(
+        self,
+        views: Iterable[FeatureView],
+        services: Iterable[FeatureService] = (),
+        *,
+        origin: str = "<code>",
+    ) -> None:
         self.origin = origin
         self.views: dict[str, FeatureView] = {}
         for v in views:
             if v.name in self.views:
-                raise DefinitionError(f"{origin}: feature view {v.name!r} is defined twice "
-                                      f"({self.views[v.name].defined_at} and {v.defined_at}).")
+                raise DefinitionError(
+                    f"{origin}: feature view {v.name!r} is defined twice "
+                    f"({self.views[v.name].defined_at} and {v.defined_at})."
+                )
             self.views[v.name] = v
         self.entities: dict[str, Entity] = {}
         for v in self.views.values():
             for e in v.entities:
                 known = self.entities.setdefault(e.name, e)
                 if known != e:
-                    raise DefinitionError(f"{origin}: entity {e.name!r} has two different definitions "
-                                          f"(one used by view {v.name!r}); define it once and reuse it.")
+                    raise DefinitionError(
+                        f"{origin}: entity {e.name!r} has two different definitions "
+                        f"(one used by view {v.name!r}); define it once and reuse it."
+                    )
         self.services = {s.name: s for s in services}
         for s in self.services.values():
             self.resolve(s.features)
@@ -70,20 +79,26 @@ class FeatureRepository:
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise DefinitionError(f"Cannot import feature repository module {module_name!r}: {e}. "
-                                  "Set feature_repo in mlray.yaml or MLRAY_FEATURE_REPO to an importable module.") from e
+            raise DefinitionError(
+                f"Cannot import feature repository module {module_name!r}: {e}. "
+                "Set feature_repo in mlray.yaml or MLRAY_FEATURE_REPO to an importable module."
+            ) from e
         objs = list(vars(module).values())
         views = [o for o in objs if isinstance(o, FeatureView)]
         services = [o for o in objs if isinstance(o, FeatureService)]
         if not views:
-            raise DefinitionError(f"Feature repository {module_name!r} defines no FeatureView at module level.")
+            raise DefinitionError(
+                f"Feature repository {module_name!r} defines no FeatureView at module level."
+            )
         return cls(views, services, origin=module_name)
 
     def view(self, name: str) -> FeatureView:
         try:
             return self.views[name]
         except KeyError:
-            raise unknown_name("feature view", name, self.views, f"in repository {self.origin}") from None
+            raise unknown_name(
+                "feature view", name, self.views, f"in repository {self.origin}"
+            ) from None
 
     def all_refs(self) -> list[str]:
         return [f"{v.name}:{f}" for v in self.views.values() for f in v.feature_names]
@@ -97,14 +112,18 @@ class FeatureRepository:
         """
         if isinstance(features, str):
             if features not in self.services:
-                raise unknown_name("feature service", features, self.services, f"in repository {self.origin}")
+                raise unknown_name(
+                    "feature service", features, self.services, f"in repository {self.origin}"
+                )
             features = self.services[features].features
         refs: list[FeatureRef] = []
         for raw in features:
             view_name, sep, feat = raw.partition(":")
             if not sep or not view_name or not feat:
-                raise DefinitionError(f"Feature reference {raw!r} must look like 'view:feature', "
-                                      f"e.g. {self.all_refs()[0]!r}.")
+                raise DefinitionError(
+                    f"Feature reference {raw!r} must look like 'view:feature', "
+                    f"e.g. {self.all_refs()[0]!r}."
+                )
             view = self.views.get(view_name)
             if view is None or feat not in view.feature_names:
                 raise unknown_name("feature", raw, self.all_refs(), f"in repository {self.origin}")

@@ -19,9 +19,16 @@ import pandas as pd
 _SHIFT = np.int64(1) << np.int64(32)
 
 
-def window_snapshots(events: pd.DataFrame, *, keys: Sequence[str], time: str, sums: Mapping[str, str],
-                     windows: Mapping[str, timedelta], step: timedelta = timedelta(hours=1),
-                     last: Sequence[str] = ()) -> pd.DataFrame:
+def window_snapshots(
+    events: pd.DataFrame,
+    *,
+    keys: Sequence[str],
+    time: str,
+    sums: Mapping[str, str],
+    windows: Mapping[str, timedelta],
+    step: timedelta = timedelta(hours=1),
+    last: Sequence[str] = (),
+) -> pd.DataFrame:
     """Window sums per entity at every step boundary where one changes.
 
     Args:
@@ -42,7 +49,9 @@ def window_snapshots(events: pd.DataFrame, *, keys: Sequence[str], time: str, su
     if any(int(d.total_seconds() * 1e6) % step_us for d in windows.values()):
         raise ValueError("every window must be a multiple of the step")
     cols = [*keys, time, *set(sums.values()), *last]
-    empty = pd.DataFrame(columns=[*keys, "event_time", *[f"{p}_{w}" for p in sums for w in windows], *last])
+    empty = pd.DataFrame(
+        columns=[*keys, "event_time", *[f"{p}_{w}" for p in sums for w in windows], *last]
+    )
     if events.empty:
         return empty
     ev = events[list(dict.fromkeys(cols))].sort_values(time, kind="stable")
@@ -52,7 +61,10 @@ def window_snapshots(events: pd.DataFrame, *, keys: Sequence[str], time: str, su
     k = code * _SHIFT + bucket
     order = np.argsort(k, kind="stable")
     k = k[order]
-    cum = {c: np.concatenate([[0.0], np.cumsum(ev[c].to_numpy(dtype=float)[order])]) for c in set(sums.values())}
+    cum = {
+        c: np.concatenate([[0.0], np.cumsum(ev[c].to_numpy(dtype=float)[order])])
+        for c in set(sums.values())
+    }
     uniq = np.unique(k)
     cand = np.unique(np.concatenate([uniq + 1] + [uniq + 1 + s for s in spans.values()]))
     out = {}
@@ -64,8 +76,11 @@ def window_snapshots(events: pd.DataFrame, *, keys: Sequence[str], time: str, su
             out[f"{prefix}_{w}"] = cum[c][hi] - cum[c][lo]
     for c in last:
         out[c] = ev[c].to_numpy()[order][hi - 1]
-    first_row = ev.iloc[order].drop_duplicates(subset=list(keys)).set_index(
-        pd.Index(code[order][np.r_[True, np.diff(code[order]) != 0]]))
+    first_row = (
+        ev.iloc[order]
+        .drop_duplicates(subset=list(keys))
+        .set_index(pd.Index(code[order][np.r_[True, np.diff(code[order]) != 0]]))
+    )
     cand_code = cand >> 32
     frame = first_row.loc[cand_code, list(keys)].reset_index(drop=True)
     frame["event_time"] = pd.to_datetime((cand & (_SHIFT - 1)) * step_us, unit="us", utc=True)

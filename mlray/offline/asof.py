@@ -55,9 +55,20 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     keys = list(spec.entity_keys)
     left = pl.from_arrow(labels)
     assert isinstance(left, pl.DataFrame)
-    raw = pl.from_arrow(features.select(list(dict.fromkeys(
-        [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
-         *spec.feature_columns]))))
+    raw = pl.from_arrow(
+        features.select(
+            list(
+                dict.fromkeys(
+                    [
+                        *keys,
+                        spec.feature_time,
+                        *([spec.available_time] if spec.available_time else []),
+                        *spec.feature_columns,
+                    ]
+                )
+            )
+        )
+    )
     assert isinstance(raw, pl.DataFrame)
     if left.height == 0 or raw.height == 0:
         return _nulls(labels, features.schema, spec)
@@ -65,7 +76,9 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     rows, index = _visible_index(raw, spec)
     left = left.with_columns(pl.col(spec.label_time).dt.epoch("us").alias(_T)).sort([*keys, _T])
     # Sorted within each entity is all a grouped backward as-of join needs.
-    out = left.join_asof(index, left_on=_T, right_on=_V, by=keys, strategy="backward", check_sortedness=False)
+    out = left.join_asof(
+        index, left_on=_T, right_on=_V, by=keys, strategy="backward", check_sortedness=False
+    )
     best = out.get_column(_BEST)
     chosen = rows[best.fill_null(0).to_numpy()]
     valid = best.is_not_null()
@@ -75,8 +88,13 @@ def asof_join(labels: pa.Table, features: pa.Table, spec: JoinSpec) -> pa.Table:
     return _output(out.select(left.columns).drop(_T), values, chosen.get_column(_FT), valid, spec)
 
 
-def _output(labels: pl.DataFrame, values: pl.DataFrame, chosen_ft: pl.Series, valid: pl.Series,
-            spec: JoinSpec) -> pa.Table:
+def _output(
+    labels: pl.DataFrame,
+    values: pl.DataFrame,
+    chosen_ft: pl.Series,
+    valid: pl.Series,
+    spec: JoinSpec,
+) -> pa.Table:
     """Label columns plus the chosen values, masked (null or default) where no row qualified."""
     cols = [_masked(values.get_column(c), valid, spec.defaults) for c in spec.feature_columns]
     if spec.event_time_as:
@@ -97,18 +115,32 @@ def _visible_index(raw: pl.DataFrame, spec: JoinSpec) -> tuple[pl.DataFrame, pl.
     keys = list(spec.entity_keys)
     ft = pl.col(spec.feature_time).dt.epoch("us")
     at = pl.col(spec.available_time).dt.epoch("us") if spec.available_time else ft
-    rows = (raw.select([*keys, ft.alias(_FT), at.alias(_AT)]).with_row_index(_ROW)
-            .drop_nulls([*keys, _FT, _AT]).sort([*keys, _FT, _AT]))
-    index = (rows.select([*keys, pl.max_horizontal(_FT, _AT).alias(_V)]).with_row_index(_RANK)
-             .sort([*keys, _V, _RANK]).with_columns(pl.col(_RANK).cum_max().alias(_BEST)))
-    last = pl.any_horizontal([pl.col(c) != pl.col(c).shift(-1) for c in [*keys, _V]]).fill_null(True)
+    rows = (
+        raw.select([*keys, ft.alias(_FT), at.alias(_AT)])
+        .with_row_index(_ROW)
+        .drop_nulls([*keys, _FT, _AT])
+        .sort([*keys, _FT, _AT])
+    )
+    index = (
+        rows.select([*keys, pl.max_horizontal(_FT, _AT).alias(_V)])
+        .with_row_index(_RANK)
+        .sort([*keys, _V, _RANK])
+        .with_columns(pl.col(_RANK).cum_max().alias(_BEST))
+    )
+    last = pl.any_horizontal([pl.col(c) != pl.col(c).shift(-1) for c in [*keys, _V]]).fill_null(
+        True
+    )
     return rows.select([_ROW, _FT]), index.filter(last).select([*keys, _V, _BEST])
 
 
 def _masked(values: pl.Series, valid: pl.Series, defaults: Mapping[str, object]) -> pl.Series:
     """The chosen values where a row qualified, else the declared default (or null)."""
     fallback = defaults.get(values.name)
-    other = pl.lit(fallback, dtype=values.dtype) if fallback is not None else pl.lit(None, dtype=values.dtype)
+    other = (
+        pl.lit(fallback, dtype=values.dtype)
+        if fallback is not None
+        else pl.lit(None, dtype=values.dtype)
+    )
     return pl.select(pl.when(valid).then(values).otherwise(other).alias(values.name)).to_series()
 
 
@@ -119,7 +151,11 @@ def _nulls(out: pa.Table, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table
     for name, src in zip(names, sources):
         typ = feature_schema.field(src).type
         default = spec.defaults.get(name)
-        arr = pa.nulls(out.num_rows, typ) if default is None else pa.array([default] * out.num_rows, typ)
+        arr = (
+            pa.nulls(out.num_rows, typ)
+            if default is None
+            else pa.array([default] * out.num_rows, typ)
+        )
         out = out.append_column(name, arr)
     return out
 
@@ -136,24 +172,45 @@ def latest_per_entity(features: pa.Table, spec: JoinSpec, entities: pa.Table) ->
     keys = list(spec.entity_keys)
     left = pl.from_arrow(entities)
     assert isinstance(left, pl.DataFrame)
-    if left.height == 0 or features.num_rows == 0 or left.get_column(spec.label_time).n_unique() != 1:
+    if (
+        left.height == 0
+        or features.num_rows == 0
+        or left.get_column(spec.label_time).n_unique() != 1
+    ):
         return asof_join(entities, features, spec)
     t = left.get_column(spec.label_time).dt.epoch("us")[0]
-    raw = pl.from_arrow(features.select(list(dict.fromkeys(
-        [*keys, spec.feature_time, *([spec.available_time] if spec.available_time else []),
-         *spec.feature_columns]))))
+    raw = pl.from_arrow(
+        features.select(
+            list(
+                dict.fromkeys(
+                    [
+                        *keys,
+                        spec.feature_time,
+                        *([spec.available_time] if spec.available_time else []),
+                        *spec.feature_columns,
+                    ]
+                )
+            )
+        )
+    )
     assert isinstance(raw, pl.DataFrame)
     ft = pl.col(spec.feature_time).dt.epoch("us")
     at = pl.col(spec.available_time).dt.epoch("us") if spec.available_time else ft
-    best = (raw.with_columns([pl.col(k).cast(left.schema[k]) for k in keys])
-            .with_columns(ft.alias(_FT), at.alias(_AT)).drop_nulls([*keys, _FT, _AT])
-            .filter((pl.col(_FT) <= t) & (pl.col(_AT) <= t))
-            .sort([*keys, _FT, _AT], maintain_order=True).unique(keys, keep="last", maintain_order=True))
+    best = (
+        raw.with_columns([pl.col(k).cast(left.schema[k]) for k in keys])
+        .with_columns(ft.alias(_FT), at.alias(_AT))
+        .drop_nulls([*keys, _FT, _AT])
+        .filter((pl.col(_FT) <= t) & (pl.col(_AT) <= t))
+        .sort([*keys, _FT, _AT], maintain_order=True)
+        .unique(keys, keep="last", maintain_order=True)
+    )
     out = left.join(best, on=keys, how="left", suffix="__mlray_r")
     valid = out.get_column(_FT).is_not_null()
     if spec.ttl_us is not None:
         valid = valid & (out.get_column(_FT) > t - spec.ttl_us)
-    values = out.select([c if c not in left.columns else f"{c}__mlray_r" for c in spec.feature_columns])
+    values = out.select(
+        [c if c not in left.columns else f"{c}__mlray_r" for c in spec.feature_columns]
+    )
     values.columns = list(spec.feature_columns)
     return _output(out.select(left.columns), values, out.get_column(_FT), valid, spec)
 

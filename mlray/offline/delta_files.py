@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,12 @@ def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> paf
     return pafs.PyFileSystem(DeltaStorageHandler(uri, dict(storage_options or {})))
 
 
-def write_file(fs: pafs.FileSystem, batches: Iterable[pa.RecordBatch | pa.Table], schema: pa.Schema,
-               partition: Mapping[str, str] | None = None) -> AddAction:
+def write_file(
+    fs: pafs.FileSystem,
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    schema: pa.Schema,
+    partition: Mapping[str, str] | None = None,
+) -> AddAction:
     """Write ``batches`` in order to one new Parquet file and describe it for the Delta log.
 
     Args:
@@ -54,11 +58,26 @@ def write_file(fs: pafs.FileSystem, batches: Iterable[pa.RecordBatch | pa.Table]
                 minmax.append(_minmax(batch))
             nulls = {n: nulls[n] + batch.column(n).null_count for n in schema.names}
     stats = _stats(minmax, rows, nulls)
-    return AddAction(path, fs.get_file_info(path).size, dict(partition or {}), int(time.time() * 1000), True, stats)
+    return AddAction(
+        path,
+        fs.get_file_info(path).size,
+        dict(partition or {}),
+        int(time.time() * 1000),
+        True,
+        stats,
+    )
 
 
-def commit(uri: str, schema: pa.Schema, actions: list[AddAction], *, mode: str, partition_by: list[str] | None = None,
-           description: str | None = None, storage_options: Mapping[str, str] | None = None) -> int:
+def commit(
+    uri: str,
+    schema: pa.Schema,
+    actions: list[AddAction],
+    *,
+    mode: str,
+    partition_by: list[str] | None = None,
+    description: str | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
     """Commit ``actions`` as one transaction (creating the table if needed); returns the new version.
 
     ``schema`` is the table schema including partition columns.
@@ -66,11 +85,19 @@ def commit(uri: str, schema: pa.Schema, actions: list[AddAction], *, mode: str, 
     so = dict(storage_options or {}) or None
     if DeltaTable.is_deltatable(uri, storage_options=so):
         dt = DeltaTable(uri, storage_options=so)
-        dt.create_write_transaction(actions, mode=mode, schema=Schema.from_arrow(schema), partition_by=partition_by)
+        dt.create_write_transaction(
+            actions, mode=mode, schema=Schema.from_arrow(schema), partition_by=partition_by
+        )
     else:
-        create_table_with_add_actions(uri, Schema.from_arrow(schema), actions, mode="overwrite" if mode == "overwrite"
-                                      else "append", partition_by=partition_by, description=description,
-                                      storage_options=so)
+        create_table_with_add_actions(
+            uri,
+            Schema.from_arrow(schema),
+            actions,
+            mode="overwrite" if mode == "overwrite" else "append",
+            partition_by=partition_by,
+            description=description,
+            storage_options=so,
+        )
     return DeltaTable(uri, storage_options=so).version()
 
 
@@ -88,7 +115,7 @@ def _stat_value(value: Any, round_up: bool) -> Any:
     """A min/max as Delta statistics spell it; timestamps in UTC milliseconds, rounded outwards."""
     if not isinstance(value, datetime):
         return value
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     if round_up and value.microsecond % 1000:
         value += timedelta(microseconds=1000 - value.microsecond % 1000)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
@@ -96,8 +123,14 @@ def _stat_value(value: Any, round_up: bool) -> Any:
 
 def _stats(minmax: list[dict[str, tuple[Any, Any]]], rows: int, nulls: dict[str, int]) -> str:
     names = {n for m in minmax for n in m}
-    lo = {n: _stat_value(min(m[n][0] for m in minmax if n in m and m[n][0] is not None), False)
-          for n in names if any(m.get(n, (None,))[0] is not None for m in minmax)}
-    hi = {n: _stat_value(max(m[n][1] for m in minmax if n in m and m[n][1] is not None), True)
-          for n in names if any(m.get(n, (None, None))[1] is not None for m in minmax)}
+    lo = {
+        n: _stat_value(min(m[n][0] for m in minmax if n in m and m[n][0] is not None), False)
+        for n in names
+        if any(m.get(n, (None,))[0] is not None for m in minmax)
+    }
+    hi = {
+        n: _stat_value(max(m[n][1] for m in minmax if n in m and m[n][1] is not None), True)
+        for n in names
+        if any(m.get(n, (None, None))[1] is not None for m in minmax)
+    }
     return json.dumps({"numRecords": rows, "minValues": lo, "maxValues": hi, "nullCount": nulls})

@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import deltalake
 import numpy as np
-import ray
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import ray
 import ray.data
 from deltalake.exceptions import TableNotFoundError
 
@@ -55,7 +55,9 @@ class ViewSnapshot:
         files = self.files.get(bucket)
         if not files:
             return None
-        return pads.dataset(list(files), format="parquet", filesystem=self.filesystem).to_table(columns=columns)
+        return pads.dataset(list(files), format="parquet", filesystem=self.filesystem).to_table(
+            columns=columns
+        )
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,19 @@ class OfflineStore:
 
     def _table(self, view: FeatureView, version: int | None = None) -> deltalake.DeltaTable:
         try:
-            return deltalake.DeltaTable(self.uri(view), version=version, storage_options=self.settings.storage_options)
+            return deltalake.DeltaTable(
+                self.uri(view), version=version, storage_options=self.settings.storage_options
+            )
         except TableNotFoundError as e:
-            raise NotFoundError(f"Feature view {view.name!r} has no offline table at {self.uri(view)}. "
-                                "Run `mlray features build` or FeatureStore.ingest first.") from e
+            raise NotFoundError(
+                f"Feature view {view.name!r} has no offline table at {self.uri(view)}. "
+                "Run `mlray features build` or FeatureStore.ingest first."
+            ) from e
         except Exception as e:  # deltalake raises a plain error for a missing version
             if version is not None and "version" in str(e).lower():
-                raise NotFoundError(f"Offline table of view {view.name!r} has no version {version}: {e}") from e
+                raise NotFoundError(
+                    f"Offline table of view {view.name!r} has no version {version}: {e}"
+                ) from e
             raise
 
     def num_buckets(self, view: FeatureView) -> int:
@@ -103,20 +111,32 @@ class OfflineStore:
         root = dt.table_uri.rstrip("/")
         fs, base = pafs.FileSystem.from_uri(root)
         files: dict[int, list[str]] = {}
-        for path, bucket in zip(actions.column("path").to_pylist(), actions.column(f"partition.{BUCKET}").to_pylist()):
+        for path, bucket in zip(
+            actions.column("path").to_pylist(), actions.column(f"partition.{BUCKET}").to_pylist()
+        ):
             files.setdefault(int(bucket), []).append(f"{base}/{unquote(path)}")
-        n = json.loads(dt.metadata().description or "{}").get("num_buckets", self.settings.num_buckets)
+        n = json.loads(dt.metadata().description or "{}").get(
+            "num_buckets", self.settings.num_buckets
+        )
         rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
-        return ViewSnapshot(view.name, root, dt.version(), int(n), {b: tuple(f) for b, f in files.items()}, rows, fs)
+        return ViewSnapshot(
+            view.name, root, dt.version(), int(n), {b: tuple(f) for b, f in files.items()}, rows, fs
+        )
 
     def read(self, view: FeatureView, version: int | None = None) -> ray.data.Dataset:
         """The view's rows as a Ray Dataset (bucket column dropped)."""
         self._table(view, version)  # a clear NotFoundError before Ray starts reading
-        ds = ray.data.read_delta(self.uri(view), version=version, storage_options=self.settings.storage_options or None)
+        ds = ray.data.read_delta(
+            self.uri(view), version=version, storage_options=self.settings.storage_options or None
+        )
         return ds.drop_columns([BUCKET]) if BUCKET in ds.schema().names else ds
 
-    def write(self, view: FeatureView, rows: ray.data.Dataset,
-              window: tuple[datetime, datetime] | None = None) -> WriteResult:
+    def write(
+        self,
+        view: FeatureView,
+        rows: ray.data.Dataset,
+        window: tuple[datetime, datetime] | None = None,
+    ) -> WriteResult:
         """Commit prepared rows (see :class:`PrepareRows`) in one Delta transaction.
 
         Args:
@@ -142,25 +162,41 @@ class OfflineStore:
     def _append(self, view: FeatureView, rows: ray.data.Dataset) -> WriteResult:
         """Each block's task writes one sorted file per bucket; the driver commits them all at once."""
         so = self.settings.storage_options or None
-        tasks = [_write_bucket_files.remote(ref, self.uri(view), so, view.table_schema()) for ref in block_refs(rows)]
+        tasks = [
+            _write_bucket_files.remote(ref, self.uri(view), so, view.table_schema())
+            for ref in block_refs(rows)
+        ]
         written = ray.get(tasks)
         actions = [a for acts, _ in written for a in acts]
-        version = delta_files.commit(self.uri(view), self._full_schema(view), actions, mode="append",
-                                     partition_by=[BUCKET], description=self._description(view), storage_options=so)
+        version = delta_files.commit(
+            self.uri(view),
+            self._full_schema(view),
+            actions,
+            mode="append",
+            partition_by=[BUCKET],
+            description=self._description(view),
+            storage_options=so,
+        )
         return WriteResult(view.name, version, sum(n for _, n in written))
 
-    def _replace_window(self, view: FeatureView, rows: ray.data.Dataset,
-                        window: tuple[datetime, datetime]) -> WriteResult:
+    def _replace_window(
+        self, view: FeatureView, rows: ray.data.Dataset, window: tuple[datetime, datetime]
+    ) -> WriteResult:
         """Delta's predicate overwrite: rows of the window replaced, everything else kept, one commit."""
         schema = self._full_schema(view)
         counter = _Counter()
         reader = pa.RecordBatchReader.from_batches(schema, counter.batches(rows, schema))
-        start, end = (t.astimezone(timezone.utc).isoformat() for t in window)
+        start, end = (t.astimezone(UTC).isoformat() for t in window)
         try:
-            deltalake.write_deltalake(self.uri(view), reader, partition_by=[BUCKET], mode="overwrite",
-                                      predicate=f"{EVENT_TIME} >= '{start}' AND {EVENT_TIME} < '{end}'",
-                                      description=self._description(view),
-                                      storage_options=self.settings.storage_options or None)
+            deltalake.write_deltalake(
+                self.uri(view),
+                reader,
+                partition_by=[BUCKET],
+                mode="overwrite",
+                predicate=f"{EVENT_TIME} >= '{start}' AND {EVENT_TIME} < '{end}'",
+                description=self._description(view),
+                storage_options=self.settings.storage_options or None,
+            )
         except Exception as e:
             raise (counter.error or e) from e
         return WriteResult(view.name, self.version(view), counter.rows)
@@ -178,12 +214,17 @@ class OfflineStore:
             return
         want = self._full_schema(view)
         got = {f.name: f.type for f in existing}
-        diff = [f"{f.name}: table {got.get(f.name, 'missing')} vs view {f.type}" for f in want
-                if f.name not in got or not _same_type(got[f.name], f.type)]
+        diff = [
+            f"{f.name}: table {got.get(f.name, 'missing')} vs view {f.type}"
+            for f in want
+            if f.name not in got or not _same_type(got[f.name], f.type)
+        ]
         if diff or len(got) != len(want):
-            raise SchemaError(f"Feature view {view.name!r} no longer matches its offline table {self.uri(view)} "
-                              f"({'; '.join(diff) or 'different columns'}). Give the changed view a new name, "
-                              "or delete the table and rebuild it.")
+            raise SchemaError(
+                f"Feature view {view.name!r} no longer matches its offline table {self.uri(view)} "
+                f"({'; '.join(diff) or 'different columns'}). Give the changed view a new name, "
+                "or delete the table and rebuild it."
+            )
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
@@ -192,8 +233,9 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
 
 
 @ray.remote
-def _write_bucket_files(table: pa.Table, uri: str, storage_options: dict | None,
-                        schema: pa.Schema) -> tuple[list, int]:
+def _write_bucket_files(
+    table: pa.Table, uri: str, storage_options: dict | None, schema: pa.Schema
+) -> tuple[list, int]:
     """One Parquet file per bucket present in this (bucket-sorted) block."""
     fs = delta_files.table_filesystem(uri, storage_options)
     buckets = table.column(BUCKET).to_numpy()
@@ -241,8 +283,12 @@ class PrepareRows:
             batch = batch.append_column(AVAILABLE_TIME, batch.column(EVENT_TIME))
             delay_us = int(view.availability_delay.total_seconds() * 1_000_000)
             if delay_us:
-                shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(batch.column(EVENT_TIME).type)
-                batch = batch.set_column(batch.schema.get_field_index(AVAILABLE_TIME), AVAILABLE_TIME, shifted)
+                shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(
+                    batch.column(EVENT_TIME).type
+                )
+                batch = batch.set_column(
+                    batch.schema.get_field_index(AVAILABLE_TIME), AVAILABLE_TIME, shifted
+                )
         batch = inputs.normalize_times(batch, [EVENT_TIME, AVAILABLE_TIME], self.tz)
         inputs.check_not_null(batch, [*view.join_keys, EVENT_TIME, AVAILABLE_TIME], what)
         target = view.table_schema()
@@ -251,10 +297,18 @@ class PrepareRows:
             try:
                 cols.append(batch.column(f.name).cast(f.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise SchemaError(f"{what}: column {f.name!r} has type {batch.schema.field(f.name).type}, "
-                                  f"which cannot be cast to the declared {f.type}: {e}") from e
-        out = with_bucket(pa.Table.from_arrays(cols, schema=target), view.join_keys, self.num_buckets)
-        order = [(BUCKET, "ascending")] + [(k, "ascending") for k in view.join_keys] + [(EVENT_TIME, "ascending")]
+                raise SchemaError(
+                    f"{what}: column {f.name!r} has type {batch.schema.field(f.name).type}, "
+                    f"which cannot be cast to the declared {f.type}: {e}"
+                ) from e
+        out = with_bucket(
+            pa.Table.from_arrays(cols, schema=target), view.join_keys, self.num_buckets
+        )
+        order = (
+            [(BUCKET, "ascending")]
+            + [(k, "ascending") for k in view.join_keys]
+            + [(EVENT_TIME, "ascending")]
+        )
         return out.sort_by(order)
 
 
@@ -265,8 +319,10 @@ def check_rows_schema(view: FeatureView, schema: pa.Schema, default_timezone: st
     inputs.require_columns(schema, required, what)
     extra = sorted(set(schema.names) - set(required) - {AVAILABLE_TIME, BUCKET})
     if extra:
-        raise SchemaError(f"{what} have column(s) {extra} that the view does not declare "
-                          f"(features: {list(view.feature_names)}). Drop them or add them to the view's schema.")
+        raise SchemaError(
+            f"{what} have column(s) {extra} that the view does not declare "
+            f"(features: {list(view.feature_names)}). Drop them or add them to the view's schema."
+        )
     for t in [EVENT_TIME] + ([AVAILABLE_TIME] if AVAILABLE_TIME in schema.names else []):
         inputs.check_time_column(schema, t, what, default_timezone)
     inputs.check_key_types(schema, view.join_keys, view.key_schema(), what)

@@ -71,7 +71,9 @@ def point_in_time_join(
     inputs.require_columns(lschema, [*keys, label_time], "labels")
     times = [feature_time] + ([available_time] if available_time else [])
     inputs.require_columns(fschema, [*keys, *times], "features")
-    for col, schema, what in [(label_time, lschema, "labels")] + [(t, fschema, "features") for t in times]:
+    for col, schema, what in [(label_time, lschema, "labels")] + [
+        (t, fschema, "features") for t in times
+    ]:
         inputs.check_time_column(schema, col, what, default_timezone)
     inputs.check_key_types(fschema, keys, lschema, "features")
     if feature_columns is None:
@@ -79,39 +81,66 @@ def point_in_time_join(
     inputs.require_columns(fschema, feature_columns, "features")
     clash = sorted(set(feature_columns) & set(lschema.names))
     if clash:
-        raise SchemaError(f"feature column(s) {clash} also exist in labels; rename one side before joining.")
+        raise SchemaError(
+            f"feature column(s) {clash} also exist in labels; rename one side before joining."
+        )
 
-    spec = JoinSpec(keys, label_time, feature_time, tuple(feature_columns), available_time,
-                    int(ttl.total_seconds() * 1_000_000) if ttl else None, dict(defaults or {}))
+    spec = JoinSpec(
+        keys,
+        label_time,
+        feature_time,
+        tuple(feature_columns),
+        available_time,
+        int(ttl.total_seconds() * 1_000_000) if ttl else None,
+        dict(defaults or {}),
+    )
     utc = pa.timestamp("us", tz="UTC")
-    lfields = pa.schema([pa.field(f.name, utc if f.name == label_time else f.type) for f in lschema])
+    lfields = pa.schema(
+        [pa.field(f.name, utc if f.name == label_time else f.type) for f in lschema]
+    )
     fcols = list(dict.fromkeys([*keys, *times, *feature_columns]))
     ffields = pa.schema([pa.field(c, utc if c in times else fschema.field(c).type) for c in fcols])
     out_schema = pa.schema(output_schema(lfields, ffields, spec))
     n = num_partitions or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
 
-    left = split_blocks(block_refs(lds), keys, n, _PrepareLabels(keys, label_time, default_timezone, lfields))
-    right = split_blocks(block_refs(fds), keys, n, _PrepareFeatures(keys, times, default_timezone, ffields))
-    outs = [_join_partition.remote(spec, out_schema, lfields, ffields, len(left[p]), *left[p], *right[p])
-            for p in range(n)]
+    left = split_blocks(
+        block_refs(lds), keys, n, _PrepareLabels(keys, label_time, default_timezone, lfields)
+    )
+    right = split_blocks(
+        block_refs(fds), keys, n, _PrepareFeatures(keys, times, default_timezone, ffields)
+    )
+    outs = [
+        _join_partition.remote(
+            spec, out_schema, lfields, ffields, len(left[p]), *left[p], *right[p]
+        )
+        for p in range(n)
+    ]
     return ray.data.from_arrow_refs(outs)
 
 
 class _PrepareLabels:
     """UTC label times; null keys or times refused (they would silently vanish)."""
 
-    def __init__(self, keys: tuple[str, ...], label_time: str, tz: str | None, schema: pa.Schema) -> None:
+    def __init__(
+        self, keys: tuple[str, ...], label_time: str, tz: str | None, schema: pa.Schema
+    ) -> None:
         self.keys, self.label_time, self.tz, self.schema = keys, label_time, tz, schema
 
     def __call__(self, table: pa.Table) -> pa.Table:
         inputs.check_not_null(table, [*self.keys, self.label_time], "labels")
-        return inputs.normalize_times(table, [self.label_time], self.tz).select(self.schema.names).cast(self.schema)
+        return (
+            inputs.normalize_times(table, [self.label_time], self.tz)
+            .select(self.schema.names)
+            .cast(self.schema)
+        )
 
 
 class _PrepareFeatures:
     """UTC times, only the needed columns; rows with a null key or time can never qualify."""
 
-    def __init__(self, keys: tuple[str, ...], times: list[str], tz: str | None, schema: pa.Schema) -> None:
+    def __init__(
+        self, keys: tuple[str, ...], times: list[str], tz: str | None, schema: pa.Schema
+    ) -> None:
         self.keys, self.times, self.tz, self.schema = keys, times, tz, schema
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -126,8 +155,14 @@ class _PrepareFeatures:
 
 
 @ray.remote
-def _join_partition(spec: JoinSpec, out_schema: pa.Schema, lschema: pa.Schema, fschema: pa.Schema,
-                    n_left: int, *pieces: pa.Table) -> pa.Table:
+def _join_partition(
+    spec: JoinSpec,
+    out_schema: pa.Schema,
+    lschema: pa.Schema,
+    fschema: pa.Schema,
+    n_left: int,
+    *pieces: pa.Table,
+) -> pa.Table:
     labels = concat(pieces[:n_left], lschema)
     if labels.num_rows == 0:
         return out_schema.empty_table()

@@ -30,8 +30,9 @@ def block_refs(ds: ray.data.Dataset) -> list[ObjectRef]:
     return list(ds.to_arrow_refs())
 
 
-def split_blocks(refs: Sequence[ObjectRef], keys: Sequence[str], n: int,
-                 prepare: Prepare | None = None) -> list[list[ObjectRef]]:
+def split_blocks(
+    refs: Sequence[ObjectRef], keys: Sequence[str], n: int, prepare: Prepare | None = None
+) -> list[list[ObjectRef]]:
     """``parts[p]``: the pieces of partition ``p`` from every block, ``n`` partitions by entity hash."""
     task = _split.options(num_returns=n)
     per_block = [task.remote(ref, tuple(keys), n, prepare) for ref in refs]
@@ -48,7 +49,7 @@ def _split(table: pa.Table, keys: tuple[str, ...], n: int, prepare: Prepare | No
     order = np.argsort(buckets, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=n))])
     # take() makes compact copies: a slice would drag its parent's buffers into every piece.
-    parts = [table.take(pa.array(order[bounds[p]:bounds[p + 1]])) for p in range(n)]
+    parts = [table.take(pa.array(order[bounds[p] : bounds[p + 1]])) for p in range(n)]
     return parts[0] if n == 1 else tuple(parts)
 
 

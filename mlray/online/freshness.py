@@ -58,11 +58,17 @@ class _Metrics:
         if self._lag is None:
             from ray.util.metrics import Gauge, Histogram
 
-            self._lag = Gauge("mlray_online_lag_seconds", "Now minus the newest materialized event_time, per view.",
-                              tag_keys=("project", "view"))
-            self._age = Histogram("mlray_online_value_age_seconds",
-                                  "Age (request time - event_time) of the oldest value a read returned, per view.",
-                                  boundaries=AGE_BOUNDARIES_S, tag_keys=("project", "view"))
+            self._lag = Gauge(
+                "mlray_online_lag_seconds",
+                "Now minus the newest materialized event_time, per view.",
+                tag_keys=("project", "view"),
+            )
+            self._age = Histogram(
+                "mlray_online_value_age_seconds",
+                "Age (request time - event_time) of the oldest value a read returned, per view.",
+                boundaries=AGE_BOUNDARIES_S,
+                tag_keys=("project", "view"),
+            )
         return True
 
     def lag(self, project: str, view: str, seconds: float) -> None:
@@ -78,7 +84,9 @@ class _Metrics:
 METRICS = _Metrics()
 
 
-def view_freshness(store: OnlineStore, project: str, views: Iterable[str], now_us: int) -> list[ViewFreshness]:
+def view_freshness(
+    store: OnlineStore, project: str, views: Iterable[str], now_us: int
+) -> list[ViewFreshness]:
     """Per view: newest materialized event time, lag behind ``now_us``, watermark; updates the lag gauge."""
     out = []
     for v in views:
@@ -86,6 +94,15 @@ def view_freshness(store: OnlineStore, project: str, views: Iterable[str], now_u
         lag = None if st.newest_event_us is None else (now_us - st.newest_event_us) / 1e6
         if lag is not None:
             METRICS.lag(project, v, lag)
-        out.append(ViewFreshness(v, to_datetime(st.newest_event_us), lag, to_datetime(st.watermark_us),
-                                 to_datetime(st.materialized_at_us), st.table_version, st.last_applied))
+        out.append(
+            ViewFreshness(
+                v,
+                to_datetime(st.newest_event_us),
+                lag,
+                to_datetime(st.watermark_us),
+                to_datetime(st.materialized_at_us),
+                st.table_version,
+                st.last_applied,
+            )
+        )
     return out

@@ -77,8 +77,14 @@ class _Job:
     since_us: int | None
 
 
-def materialize(settings: Settings, repo: FeatureRepository, end_time: datetime, views: Sequence[str] | None = None,
-                *, incremental: bool = False) -> list[MaterializeResult]:
+def materialize(
+    settings: Settings,
+    repo: FeatureRepository,
+    end_time: datetime,
+    views: Sequence[str] | None = None,
+    *,
+    incremental: bool = False,
+) -> list[MaterializeResult]:
     """Write each view's latest rows as of ``end_time`` to the online store.
 
     Args:
@@ -94,7 +100,9 @@ def materialize(settings: Settings, repo: FeatureRepository, end_time: datetime,
         BackendUnavailable: the online store is unreachable.
     """
     if end_time.tzinfo is None:
-        raise ConfigError(f"end_time {end_time.isoformat()} has no time zone; write it like 2026-01-01T00:00:00Z.")
+        raise ConfigError(
+            f"end_time {end_time.isoformat()} has no time zone; write it like 2026-01-01T00:00:00Z."
+        )
     t0 = time.perf_counter()
     target = redis_target(settings)
     store = RedisOnlineStore(target)
@@ -104,18 +112,36 @@ def materialize(settings: Settings, repo: FeatureRepository, end_time: datetime,
     for view in [repo.view(v) for v in views] if views else list(repo.views.values()):
         since = store.get_state(view.name).watermark_us if incremental else None
         jobs[view.name] = _Job(view, offline.snapshot(view), since)
-    items = [{"view": name, "bucket": b} for name, job in jobs.items()
-             if job.since_us is None or job.since_us < end_us for b in sorted(job.snapshot.files)]
+    items = [
+        {"view": name, "bucket": b}
+        for name, job in jobs.items()
+        if job.since_us is None or job.since_us < end_us
+        for b in sorted(job.snapshot.files)
+    ]
     stats = _run(settings, items, jobs, target, end_us, now_us)
     seconds = time.perf_counter() - t0
     results = []
     for name, job in jobs.items():
         s = stats.get(name, dict.fromkeys((*_STATS, "newest"), 0))
         newest = s["newest"] or None
-        results.append(MaterializeResult(name, end_time, to_datetime(job.since_us), job.snapshot.version,
-                                         s["entities"], s["applied"], s["unchanged"], s["older"], s["expired"],
-                                         to_datetime(newest), seconds))
-        store.update_state(name, ViewState(newest, end_us, now_us, job.snapshot.version, s["applied"]))
+        results.append(
+            MaterializeResult(
+                name,
+                end_time,
+                to_datetime(job.since_us),
+                job.snapshot.version,
+                s["entities"],
+                s["applied"],
+                s["unchanged"],
+                s["older"],
+                s["expired"],
+                to_datetime(newest),
+                seconds,
+            )
+        )
+        store.update_state(
+            name, ViewState(newest, end_us, now_us, job.snapshot.version, s["applied"])
+        )
         newest_now = store.get_state(name).newest_event_us
         if newest_now is not None:
             METRICS.lag(settings.project, name, (now_us - newest_now) / 1e6)
@@ -123,15 +149,25 @@ def materialize(settings: Settings, repo: FeatureRepository, end_time: datetime,
     return results
 
 
-def _run(settings: Settings, items: list[dict], jobs: dict[str, _Job], target: RedisTarget, end_us: int,
-         now_us: int) -> dict[str, dict[str, int]]:
+def _run(
+    settings: Settings,
+    items: list[dict],
+    jobs: dict[str, _Job],
+    target: RedisTarget,
+    end_us: int,
+    now_us: int,
+) -> dict[str, dict[str, int]]:
     """One Ray Data task per (view, bucket); returns summed counts per view."""
     if not items:
         return {}
     ensure_ray(settings)
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    out = ds.map_batches(_materialize_batch, batch_size=1, batch_format="pyarrow",
-                         fn_kwargs={"jobs": jobs, "target": target, "end_us": end_us, "now_us": now_us})
+    out = ds.map_batches(
+        _materialize_batch,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"jobs": jobs, "target": target, "end_us": end_us, "now_us": now_us},
+    )
     try:
         rows = out.take_all()
     except Exception as e:
@@ -148,27 +184,39 @@ def _run(settings: Settings, items: list[dict], jobs: dict[str, _Job], target: R
     return totals
 
 
-def _materialize_batch(batch: pa.Table, *, jobs: dict[str, _Job], target: RedisTarget, end_us: int,
-                       now_us: int) -> pa.Table:
+def _materialize_batch(
+    batch: pa.Table, *, jobs: dict[str, _Job], target: RedisTarget, end_us: int, now_us: int
+) -> pa.Table:
     """Ray Data task: compute and write the latest rows of the (view, bucket) items in ``batch``."""
     store = RedisOnlineStore(target.for_writes())
     out: dict[str, list] = {k: [] for k in ("view", "bucket", *_STATS, "newest")}
     try:
-        for name, bucket in zip(batch.column("view").to_pylist(), batch.column("bucket").to_pylist()):
+        for name, bucket in zip(
+            batch.column("view").to_pylist(), batch.column("bucket").to_pylist()
+        ):
             job = jobs[name]
             latest = latest_rows(job.view, job.snapshot, bucket, end_us, job.since_us)
             ws = store.write(job.view, latest, now_us)
-            for k, v in (("view", name), ("bucket", bucket), ("entities", latest.num_rows), ("rows", ws.rows),
-                         ("applied", ws.applied), ("unchanged", ws.unchanged), ("older", ws.older),
-                         ("expired", ws.expired), ("newest", ws.newest_event_us or 0)):
+            for k, v in (
+                ("view", name),
+                ("bucket", bucket),
+                ("entities", latest.num_rows),
+                ("rows", ws.rows),
+                ("applied", ws.applied),
+                ("unchanged", ws.unchanged),
+                ("older", ws.older),
+                ("expired", ws.expired),
+                ("newest", ws.newest_event_us or 0),
+            ):
                 out[k].append(v)
     finally:
         store.close()
     return pa.table(out)
 
 
-def latest_rows(view: FeatureView, snapshot: ViewSnapshot, bucket: int, end_us: int,
-                since_us: int | None = None) -> pa.Table:
+def latest_rows(
+    view: FeatureView, snapshot: ViewSnapshot, bucket: int, end_us: int, since_us: int | None = None
+) -> pa.Table:
     """Each entity's row at ``end_us`` in one bucket, by the offline join's rule (entities with none dropped).
 
     Returns the join keys, ``event_time``, ``available_time`` and every feature of the chosen rows.
@@ -180,16 +228,27 @@ def latest_rows(view: FeatureView, snapshot: ViewSnapshot, bucket: int, end_us: 
         return view.table_schema().empty_table()
     if since_us is not None:
         table = _changed_entities(table, view, since_us, end_us)
-    entities = pl.from_arrow(table.select(keys)).unique().to_arrow(compat_level=pl.CompatLevel.oldest())
+    entities = (
+        pl.from_arrow(table.select(keys)).unique().to_arrow(compat_level=pl.CompatLevel.oldest())
+    )
     asof = pa.array([end_us] * entities.num_rows, pa.int64()).cast(TIMESTAMP)
     entities = entities.append_column(_ASOF, asof)
     ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
-    spec = JoinSpec(tuple(keys), _ASOF, EVENT_TIME, (*feats, AVAILABLE_TIME), view.available_time, ttl_us, {},
-                    _CHOSEN_TIME)
+    spec = JoinSpec(
+        tuple(keys),
+        _ASOF,
+        EVENT_TIME,
+        (*feats, AVAILABLE_TIME),
+        view.available_time,
+        ttl_us,
+        {},
+        _CHOSEN_TIME,
+    )
     chosen = latest_per_entity(table, spec, entities)
     chosen = chosen.filter(pa.compute.is_valid(chosen.column(_CHOSEN_TIME)))
     chosen = chosen.drop_columns([_ASOF]).rename_columns(
-        [EVENT_TIME if c == _CHOSEN_TIME else c for c in chosen.column_names if c != _ASOF])
+        [EVENT_TIME if c == _CHOSEN_TIME else c for c in chosen.column_names if c != _ASOF]
+    )
     return chosen.select(columns)
 
 
@@ -198,6 +257,12 @@ def _changed_entities(table: pa.Table, view: FeatureView, since_us: int, end_us:
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     et = pl.col(EVENT_TIME).dt.epoch("us")
-    visible = pl.max_horizontal(et, pl.col(AVAILABLE_TIME).dt.epoch("us")) if view.available_time else et
-    changed = df.filter((visible > since_us) & (visible <= end_us)).select(list(view.join_keys)).unique()
-    return df.join(changed, on=list(view.join_keys), how="semi").to_arrow(compat_level=pl.CompatLevel.oldest())
+    visible = (
+        pl.max_horizontal(et, pl.col(AVAILABLE_TIME).dt.epoch("us")) if view.available_time else et
+    )
+    changed = (
+        df.filter((visible > since_us) & (visible <= end_us)).select(list(view.join_keys)).unique()
+    )
+    return df.join(changed, on=list(view.join_keys), how="semi").to_arrow(
+        compat_level=pl.CompatLevel.oldest()
+    )

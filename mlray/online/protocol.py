@@ -60,7 +60,9 @@ class OnlineStore(Protocol):
         """Conditionally upsert ``rows`` (join keys, event_time, available_time, every feature)."""
         ...
 
-    def read(self, requests: Sequence[tuple[FeatureView, Sequence[Sequence[object]]]]) -> list[list[StoredRow | None]]:
+    def read(
+        self, requests: Sequence[tuple[FeatureView, Sequence[Sequence[object]]]]
+    ) -> list[list[StoredRow | None]]:
         """For each (view, entity key tuples): the stored rows, None where absent. One round trip."""
         ...
 

@@ -26,7 +26,12 @@ import pyarrow as pa
 
 from mlray.errors import SchemaError
 from mlray.features.feature_view import TIMESTAMP, FeatureView
-from mlray.features.on_demand import REQUEST_TIME, OnDemandFeatureView, request_column, resolve_features
+from mlray.features.on_demand import (
+    REQUEST_TIME,
+    OnDemandFeatureView,
+    request_column,
+    resolve_features,
+)
 from mlray.features.repository import FeatureRepository
 from mlray.online.codec import to_datetime, to_us
 from mlray.online.freshness import METRICS
@@ -61,8 +66,11 @@ class OnlineFeatures:
     def missing(self) -> list[list[str]]:
         """Per entity row, the refs (``view:feature``) that had no value (no row, or
         older than the TTL) and got null or their default."""
-        return self.missing_refs.per_row(self.event_us, len(self.values)) if self.missing_refs else \
-            [[] for _ in self.values]
+        return (
+            self.missing_refs.per_row(self.event_us, len(self.values))
+            if self.missing_refs
+            else [[] for _ in self.values]
+        )
 
     @property
     def event_times(self) -> dict[str, list[datetime | None]]:
@@ -72,7 +80,10 @@ class OnlineFeatures:
     def ages_s(self) -> dict[str, list[float | None]]:
         """Per view, how old each returned value is at the request time, in seconds."""
         now = self.request_time_us
-        return {v: [None if t is None else (now - t) / 1e6 for t in ts] for v, ts in self.event_us.items()}
+        return {
+            v: [None if t is None else (now - t) / 1e6 for t in ts]
+            for v, ts in self.event_us.items()
+        }
 
     def to_dict(self) -> dict[str, list[Any]]:
         """Columns: feature name -> values per entity row, in the requested order."""
@@ -131,7 +142,9 @@ class _ViewRead:
 class _OnDemandRead:
     view: OnDemandFeatureView
     features: list[str]  # the transform outputs kept
-    sources: dict[str, tuple[int, pa.DataType]]  # input column -> (index in the stored values, type)
+    sources: dict[
+        str, tuple[int, pa.DataType]
+    ]  # input column -> (index in the stored values, type)
 
 
 @dataclass
@@ -145,15 +158,20 @@ class ReadPlan:
     missing: _MissingRefs
 
 
-def build_plan(repo: FeatureRepository, on_demand: Mapping[str, OnDemandFeatureView],
-               features: str | Sequence[str]) -> ReadPlan:
+def build_plan(
+    repo: FeatureRepository,
+    on_demand: Mapping[str, OnDemandFeatureView],
+    features: str | Sequence[str],
+) -> ReadPlan:
     """Resolve ``features`` and lay out the read.
 
     Raises:
         NotFoundError: an unknown view, feature or service, with close valid names.
     """
     refs = resolve_features(repo, on_demand, features)
-    wanted: dict[str, list[str]] = {}  # stored view -> features to read (requested or on-demand inputs)
+    wanted: dict[
+        str, list[str]
+    ] = {}  # stored view -> features to read (requested or on-demand inputs)
     for r in refs:
         for s in on_demand[r.view].source_refs if r.view in on_demand else [r]:
             if s.feature not in wanted.setdefault(s.view, []):
@@ -164,9 +182,16 @@ def build_plan(repo: FeatureRepository, on_demand: Mapping[str, OnDemandFeatureV
         view = repo.view(vname)
         pos = {f: i for i, f in enumerate(view.feature_names)}
         vnames = tuple(f"{vname}__{f}" for f in feats)
-        views.append(_ViewRead(view, view.join_keys, vnames, tuple(pos[f] for f in feats),
-                               tuple(view.field(f).default for f in feats),
-                               int(view.ttl.total_seconds() * 1_000_000) if view.ttl else 0))
+        views.append(
+            _ViewRead(
+                view,
+                view.join_keys,
+                vnames,
+                tuple(pos[f] for f in feats),
+                tuple(view.field(f).default for f in feats),
+                int(view.ttl.total_seconds() * 1_000_000) if view.ttl else 0,
+            )
+        )
         names.extend(vnames)
         gaps.append((vname, tuple(f"{vname}:{f}" for f in feats if f"{vname}:{f}" in requested)))
     ods: dict[str, _OnDemandRead] = {}
@@ -174,16 +199,28 @@ def build_plan(repo: FeatureRepository, on_demand: Mapping[str, OnDemandFeatureV
         if r.view in on_demand:
             od = on_demand[r.view]
             if od.name not in ods:
-                ods[od.name] = _OnDemandRead(od, [], {
-                    c: (names.index(c), repo.view(s.view).field(s.feature).dtype)
-                    for c, s in zip(od.source_columns, od.source_refs)})
+                ods[od.name] = _OnDemandRead(
+                    od,
+                    [],
+                    {
+                        c: (names.index(c), repo.view(s.view).field(s.feature).dtype)
+                        for c, s in zip(od.source_columns, od.source_refs)
+                    },
+                )
             ods[od.name].features.append(r.feature)
     names += [f"{n}__{f}" for n, od in ods.items() for f in od.features]
     out_names = [f"{r.view}__{r.feature}" for r in refs]
     order = None if out_names == names else _picker([names.index(n) for n in out_names])
-    missing = _MissingRefs(tuple(gaps), tuple(
-        (tuple(f"{n}:{f}" for f in od.features), tuple(dict.fromkeys(s.view for s in od.view.source_refs)))
-        for n, od in ods.items()))
+    missing = _MissingRefs(
+        tuple(gaps),
+        tuple(
+            (
+                tuple(f"{n}:{f}" for f in od.features),
+                tuple(dict.fromkeys(s.view for s in od.view.source_refs)),
+            )
+            for n, od in ods.items()
+        ),
+    )
     return ReadPlan(out_names, views, list(ods.values()), order, missing)
 
 
@@ -197,8 +234,13 @@ class OnlineReader:
         project: project name (a metrics tag).
     """
 
-    def __init__(self, store: OnlineStore, repo: FeatureRepository,
-                 on_demand: Mapping[str, OnDemandFeatureView], project: str) -> None:
+    def __init__(
+        self,
+        store: OnlineStore,
+        repo: FeatureRepository,
+        on_demand: Mapping[str, OnDemandFeatureView],
+        project: str,
+    ) -> None:
         self.store, self.repo, self.on_demand, self.project = store, repo, on_demand, project
         self._plans: dict[object, ReadPlan] = {}
 
@@ -209,8 +251,12 @@ class OnlineReader:
             plan = self._plans[key] = build_plan(self.repo, self.on_demand, features)
         return plan
 
-    def read(self, entity_rows: Mapping[str, Any] | Sequence[Mapping[str, Any]], features: str | Sequence[str],
-             request_time: datetime | None = None) -> OnlineFeatures:
+    def read(
+        self,
+        entity_rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        features: str | Sequence[str],
+        request_time: datetime | None = None,
+    ) -> OnlineFeatures:
         """See :meth:`mlray.store.FeatureStore.get_online_features`."""
         rows = [entity_rows] if isinstance(entity_rows, Mapping) else entity_rows
         plan = self.plan(features)
@@ -243,8 +289,9 @@ class OnlineReader:
         METRICS.ages(self.project, oldest)
         return OnlineFeatures(plan.features, values, event_us, now_us, plan.missing)
 
-    def _on_demand(self, plan: ReadPlan, rows: Sequence[Mapping[str, Any]], values: list[tuple],
-                   now_us: int) -> list[tuple]:
+    def _on_demand(
+        self, plan: ReadPlan, rows: Sequence[Mapping[str, Any]], values: list[tuple], now_us: int
+    ) -> list[tuple]:
         """Append the on-demand outputs to each row's values: the online half of the shared path."""
         n = len(rows)
         columns: list[list[Any]] = []
@@ -266,8 +313,12 @@ def _keys_of(rows: Sequence[Mapping[str, Any]], vr: _ViewRead) -> list[tuple]:
             return [(r[k],) for r in rows]
         return [tuple(r[k] for k in vr.keys) for r in rows]
     except KeyError as e:
-        raise SchemaError(f"An entity row lacks join key {e.args[0]!r}, needed by feature view {vr.view.name!r} "
-                          f"(keys {list(vr.keys)}). Pass it in every row, e.g. {{{vr.keys[0]!r}: 7, ...}}.") from None
+        raise SchemaError(
+            f"An entity row lacks join key {e.args[0]!r}, needed by feature view {vr.view.name!r} "
+            f"(keys {list(vr.keys)}). Pass it in every row, e.g. {{{vr.keys[0]!r}: 7, ...}}."
+        ) from None
     except TypeError:
-        raise SchemaError("entity_rows must be a mapping or a list of mappings, e.g. "
-                          "{'user_id': 7, 'item_id': 3}.") from None
+        raise SchemaError(
+            "entity_rows must be a mapping or a list of mappings, e.g. "
+            "{'user_id': 7, 'item_id': 3}."
+        ) from None

@@ -126,9 +126,19 @@ def redis_target(settings: Settings) -> RedisTarget:
     cfg = settings.redis
     url = cfg.url or ensure_embedded(settings)
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"redis.url {url!r} must start with redis://, rediss:// (TLS) or unix://.")
-    return RedisTarget(url, f"{cfg.key_prefix}:{settings.project}:", cfg.timeout_s, cfg.max_connections,
-                       cfg.cluster, cfg.retries, cfg.write_batch, cfg.write_timeout_s)
+        raise ConfigError(
+            f"redis.url {url!r} must start with redis://, rediss:// (TLS) or unix://."
+        )
+    return RedisTarget(
+        url,
+        f"{cfg.key_prefix}:{settings.project}:",
+        cfg.timeout_s,
+        cfg.max_connections,
+        cfg.cluster,
+        cfg.retries,
+        cfg.write_batch,
+        cfg.write_timeout_s,
+    )
 
 
 class _ViewIO:
@@ -150,39 +160,59 @@ class RedisOnlineStore:
     def __init__(self, target: RedisTarget) -> None:
         self.target = target
         self._views: dict[str, tuple[FeatureView, _ViewIO]] = {}
-        common: dict[str, Any] = {"socket_timeout": target.timeout_s, "socket_connect_timeout": target.timeout_s,
-                                  "client_name": client_name()}
+        common: dict[str, Any] = {
+            "socket_timeout": target.timeout_s,
+            "socket_connect_timeout": target.timeout_s,
+            "client_name": client_name(),
+        }
         try:
             if target.cluster:
                 self._client: Any = redis.cluster.RedisCluster.from_url(
-                    target.url, max_connections=target.max_connections, **common)
+                    target.url, max_connections=target.max_connections, **common
+                )
                 self._pool = None
             else:
                 self._pool = redis.BlockingConnectionPool.from_url(
-                    target.url, max_connections=target.max_connections, timeout=target.timeout_s,
-                    retry=Retry(NoBackoff(), target.retries), **common)
+                    target.url,
+                    max_connections=target.max_connections,
+                    timeout=target.timeout_s,
+                    retry=Retry(NoBackoff(), target.retries),
+                    **common,
+                )
                 self._client = redis.Redis(connection_pool=self._pool)
         except (redis.RedisError, redis.cluster.RedisClusterException) as e:
             raise self._unavailable(e) from e
         except ValueError as e:
-            raise ConfigError(f"redis.url {target.display_url!r} is not a valid Redis URL: {e}") from e
+            raise ConfigError(
+                f"redis.url {target.display_url!r} is not a valid Redis URL: {e}"
+            ) from e
         self._write_sha: str | None = None
 
     # -- errors -----------------------------------------------------------------
     def _unavailable(self, e: BaseException) -> MlrayError:
         t = self.target
-        if isinstance(e, (redis.AuthenticationError, redis.exceptions.AuthorizationError)) or "NOAUTH" in str(e):
-            return ConfigError(f"Redis at {t.display_url} refused the credentials: {e}. Put the user and "
-                               "password in redis.url (redis://USER:PASSWORD@HOST:PORT) or MLRAY_REDIS_URL.")
+        if isinstance(
+            e, (redis.AuthenticationError, redis.exceptions.AuthorizationError)
+        ) or "NOAUTH" in str(e):
+            return ConfigError(
+                f"Redis at {t.display_url} refused the credentials: {e}. Put the user and "
+                "password in redis.url (redis://USER:PASSWORD@HOST:PORT) or MLRAY_REDIS_URL."
+            )
         if isinstance(e, redis.TimeoutError):
-            return BackendUnavailable(f"Redis at {t.display_url} did not answer within redis.timeout_s="
-                                      f"{t.timeout_s} s: {e}. Check the server's load or raise the timeout.")
+            return BackendUnavailable(
+                f"Redis at {t.display_url} did not answer within redis.timeout_s="
+                f"{t.timeout_s} s: {e}. Check the server's load or raise the timeout."
+            )
         if t.url.startswith("unix://"):
-            return BackendUnavailable(f"Redis at {t.display_url} is unreachable: {e}. That is a local socket (the "
-                                      "embedded server is only reachable on its own machine and runs while a process "
-                                      "uses it); on a multi-node Ray cluster set redis.url / MLRAY_REDIS_URL.")
-        return BackendUnavailable(f"Redis at {t.display_url} is unreachable: {e}. Check redis.url / "
-                                  "MLRAY_REDIS_URL, or unset it to use the embedded server.")
+            return BackendUnavailable(
+                f"Redis at {t.display_url} is unreachable: {e}. That is a local socket (the "
+                "embedded server is only reachable on its own machine and runs while a process "
+                "uses it); on a multi-node Ray cluster set redis.url / MLRAY_REDIS_URL."
+            )
+        return BackendUnavailable(
+            f"Redis at {t.display_url} is unreachable: {e}. Check redis.url / "
+            "MLRAY_REDIS_URL, or unset it to use the embedded server."
+        )
 
     def _view(self, view: FeatureView) -> _ViewIO:
         got = self._views.get(view.name)
@@ -231,8 +261,12 @@ class RedisOnlineStore:
             for c in cmds:
                 pipe.execute_command(*c)
             return pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError, redis.cluster.RedisClusterException,
-                redis.exceptions.ClusterDownError) as e:
+        except (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            redis.cluster.RedisClusterException,
+            redis.exceptions.ClusterDownError,
+        ) as e:
             raise self._unavailable(e) from e
 
     def ping(self) -> None:
@@ -240,7 +274,9 @@ class RedisOnlineStore:
         self._roundtrip([("PING",)])
 
     # -- reads ------------------------------------------------------------------
-    def read(self, requests: Sequence[tuple[FeatureView, Sequence[Sequence[object]]]]) -> list[list[StoredRow | None]]:
+    def read(
+        self, requests: Sequence[tuple[FeatureView, Sequence[Sequence[object]]]]
+    ) -> list[list[StoredRow | None]]:
         """Stored rows per (view, entity keys), in one round trip.
 
         Raises:
@@ -259,14 +295,20 @@ class RedisOnlineStore:
         if not keys:
             return [[] for _ in requests]
         try:
-            values = self._cluster_mget(keys) if self.target.cluster else self._roundtrip([("MGET", *keys)])[0]
+            values = (
+                self._cluster_mget(keys)
+                if self.target.cluster
+                else self._roundtrip([("MGET", *keys)])[0]
+            )
         except redis.ResponseError as e:
-            raise SchemaError(f"A key under {self.target.namespace!r} does not hold an mlray row ({e}); another "
-                              "application writes there. Give mlray its own redis.key_prefix.") from e
+            raise SchemaError(
+                f"A key under {self.target.namespace!r} does not hold an mlray row ({e}); another "
+                "application writes there. Give mlray its own redis.key_prefix."
+            ) from e
         out: list[list[StoredRow | None]] = []
         pos = 0
         for io, (_, ks) in zip(ios, requests):
-            out.append(io.codec.decode_many(values[pos:pos + len(ks)]))
+            out.append(io.codec.decode_many(values[pos : pos + len(ks)]))
             pos += len(ks)
         return out
 
@@ -300,26 +342,49 @@ class RedisOnlineStore:
             if not keep.all():
                 rows, et, at = rows.filter(pa.array(keep)), et[keep], at[keep]
         n = rows.num_rows
-        applied, same = self._write_rows(io.keys.keys_of(rows), io.codec.encode(rows, et, at), io.ttl_us)
-        return WriteStats(n, applied, same, n - applied - same, n_in - n, int(et.max()) if n else None)
+        applied, same = self._write_rows(
+            io.keys.keys_of(rows), io.codec.encode(rows, et, at), io.ttl_us
+        )
+        return WriteStats(
+            n, applied, same, n - applied - same, n_in - n, int(et.max()) if n else None
+        )
 
     def _write_rows(self, keys: list[bytes], values: list[bytes], ttl_us: int) -> tuple[int, int]:
         """(rows written, rows already stored identically)."""
         if not keys:
             return 0, 0
         size = self.target.write_batch
-        batches = _slot_batches(keys, size) if self.target.cluster else \
-            [range(s, min(s + size, len(keys))) for s in range(0, len(keys), size)]
+        batches = (
+            _slot_batches(keys, size)
+            if self.target.cluster
+            else [range(s, min(s + size, len(keys))) for s in range(0, len(keys), size)]
+        )
         applied = same = 0
         for s in range(0, len(batches), _PIPELINE_DEPTH):
             cmds = []
-            for idx in batches[s:s + _PIPELINE_DEPTH]:
+            for idx in batches[s : s + _PIPELINE_DEPTH]:
                 if isinstance(idx, range):
-                    cmds.append(("EVALSHA", self._sha(), len(idx), *keys[idx.start:idx.stop], ttl_us,
-                                 *values[idx.start:idx.stop]))
+                    cmds.append(
+                        (
+                            "EVALSHA",
+                            self._sha(),
+                            len(idx),
+                            *keys[idx.start : idx.stop],
+                            ttl_us,
+                            *values[idx.start : idx.stop],
+                        )
+                    )
                 else:
-                    cmds.append(("EVALSHA", self._sha(), len(idx), *[keys[i] for i in idx], ttl_us,
-                                 *[values[i] for i in idx]))
+                    cmds.append(
+                        (
+                            "EVALSHA",
+                            self._sha(),
+                            len(idx),
+                            *[keys[i] for i in idx],
+                            ttl_us,
+                            *[values[i] for i in idx],
+                        )
+                    )
             for a, b in self._run_scripts(cmds):
                 applied, same = applied + a, same + b
         return applied, same
@@ -338,16 +403,22 @@ class RedisOnlineStore:
     def _run_scripts(self, cmds: list[tuple]) -> list[list[int]]:
         try:
             return self._roundtrip(cmds)
-        except redis.exceptions.NoScriptError:  # the server restarted or flushed its script cache: load and redo
+        except (
+            redis.exceptions.NoScriptError
+        ):  # the server restarted or flushed its script cache: load and redo
             self._write_sha = None
             sha = self._sha()
             return self._roundtrip([(c[0], sha, *c[2:]) for c in cmds])
         except redis.ResponseError as e:
             if "syntax error" in str(e).lower():
-                raise ConfigError(f"Redis at {self.target.display_url} rejected SET ... PXAT/GET ({e}): the online "
-                                  "store needs Redis 6.2 or later (or Valkey).") from e
-            raise SchemaError(f"The conditional write failed under {self.target.namespace!r}: {e}. A key there "
-                              "holds something else than an mlray row; use a separate redis.key_prefix.") from e
+                raise ConfigError(
+                    f"Redis at {self.target.display_url} rejected SET ... PXAT/GET ({e}): the online "
+                    "store needs Redis 6.2 or later (or Valkey)."
+                ) from e
+            raise SchemaError(
+                f"The conditional write failed under {self.target.namespace!r}: {e}. A key there "
+                "holds something else than an mlray row; use a separate redis.key_prefix."
+            ) from e
 
     # -- per-view state -------------------------------------------------------------
     def _state_key(self, view: str) -> str:
@@ -361,9 +432,16 @@ class RedisOnlineStore:
 
     def update_state(self, view: str, state: ViewState) -> None:
         """Merge ``state``: newest event time and watermark only move forward."""
-        args = ["" if v is None else str(v) for v in (state.newest_event_us, state.watermark_us,
-                                                       state.materialized_at_us, state.table_version,
-                                                       state.last_applied)]
+        args = [
+            "" if v is None else str(v)
+            for v in (
+                state.newest_event_us,
+                state.watermark_us,
+                state.materialized_at_us,
+                state.table_version,
+                state.last_applied,
+            )
+        ]
         sha = self._load_script(STATE_LUA)
         self._roundtrip([("EVALSHA", sha, 1, self._state_key(view), *args)])
 
@@ -386,4 +464,4 @@ def _slot_batches(keys: list[bytes], size: int) -> list[list[int]]:
     by_slot: dict[int, list[int]] = {}
     for i, k in enumerate(keys):
         by_slot.setdefault(key_slot(k), []).append(i)
-    return [idx[s:s + size] for idx in by_slot.values() for s in range(0, len(idx), size)]
+    return [idx[s : s + size] for idx in by_slot.values() for s in range(0, len(idx), size)]

@@ -40,8 +40,13 @@ def _bad(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def decide(challenger: dict[str, float], champion: dict[str, float] | None, cfg: PromotionConfig,
-           champion_version: str | None = None, champion_problem: str | None = None) -> Decision:
+def decide(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    cfg: PromotionConfig,
+    champion_version: str | None = None,
+    champion_problem: str | None = None,
+) -> Decision:
     """Compare test-slice metrics and say which alias the new model gets.
 
     Args:
@@ -53,8 +58,12 @@ def decide(challenger: dict[str, float], champion: dict[str, float] | None, cfg:
     """
     metric, margin = cfg.metric, cfg.margin
     new = challenger.get(metric)
-    base = {"metric": metric, "margin": margin, "challenger_score": float("nan") if _bad(new) else float(new),
-            "champion_version": champion_version}
+    base = {
+        "metric": metric,
+        "margin": margin,
+        "challenger_score": float("nan") if _bad(new) else float(new),
+        "champion_version": champion_version,
+    }
     if _bad(new):
         return Decision(False, CHALLENGER, f"the new model's test {metric} is undefined", **base)
     if champion is None and champion_problem is None:
@@ -62,11 +71,20 @@ def decide(challenger: dict[str, float], champion: dict[str, float] | None, cfg:
     old = None if champion is None else champion.get(metric)
     if _bad(old):
         why = champion_problem or f"its test {metric} is undefined"
-        return Decision(False, CHALLENGER, f"champion v{champion_version} could not be scored ({why}); "
-                        "promote by hand if the new model should replace it", **base)
+        return Decision(
+            False,
+            CHALLENGER,
+            f"champion v{champion_version} could not be scored ({why}); "
+            "promote by hand if the new model should replace it",
+            **base,
+        )
     gain = (new - old) if metric == "auc" else (old - new)
     verb = "beats" if gain >= margin else "does not beat"
-    reason = (f"test {metric} {new:.4f} vs champion v{champion_version} {old:.4f}: {verb} it by the margin "
-              f"{margin} (gain {gain:+.4f})")
+    reason = (
+        f"test {metric} {new:.4f} vs champion v{champion_version} {old:.4f}: {verb} it by the margin "
+        f"{margin} (gain {gain:+.4f})"
+    )
     promote = gain >= margin
-    return Decision(promote, CHAMPION if promote else CHALLENGER, reason, champion_score=float(old), **base)
+    return Decision(
+        promote, CHAMPION if promote else CHALLENGER, reason, champion_score=float(old), **base
+    )

@@ -33,8 +33,13 @@ TAG_DECISION = "mlray.decision"
 TAG_DECISION_REASON = "mlray.decision_reason"
 
 
-def lineage_tags(lineage: dict[str, Any], feature_refs: list[str], run_name: str,
-                 split: dict[str, Any] | None = None, code: str | None = None) -> dict[str, str]:
+def lineage_tags(
+    lineage: dict[str, Any],
+    feature_refs: list[str],
+    run_name: str,
+    split: dict[str, Any] | None = None,
+    code: str | None = None,
+) -> dict[str, str]:
     """The lineage tags of a run / model version, as strings.
 
     Args:
@@ -47,13 +52,15 @@ def lineage_tags(lineage: dict[str, Any], feature_refs: list[str], run_name: str
     versions = dict(lineage.get("views", {}))
     labels = lineage.get("labels", {})
     versions["labels"] = labels.get("version")
-    tags = {TAG_DATA_HASH: lineage.get("content_hash", ""),
-            TAG_DELTA_VERSIONS: json.dumps(versions, sort_keys=True),
-            TAG_SCHEMA_HASH: lineage.get("feature_schema_hash", ""),
-            TAG_CODE_VERSION: code or code_version(),
-            TAG_FEATURES: json.dumps(feature_refs),
-            TAG_LABELS: str(labels.get("uri", "")),
-            TAG_RUN_NAME: run_name}
+    tags = {
+        TAG_DATA_HASH: lineage.get("content_hash", ""),
+        TAG_DELTA_VERSIONS: json.dumps(versions, sort_keys=True),
+        TAG_SCHEMA_HASH: lineage.get("feature_schema_hash", ""),
+        TAG_CODE_VERSION: code or code_version(),
+        TAG_FEATURES: json.dumps(feature_refs),
+        TAG_LABELS: str(labels.get("uri", "")),
+        TAG_RUN_NAME: run_name,
+    }
     if split is not None:
         tags[TAG_SPLIT] = json.dumps(split, sort_keys=True, default=str)
     return tags

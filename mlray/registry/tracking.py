@@ -43,7 +43,7 @@ def connect(settings: Settings, experiment: str, override: str | None = None):
 
     uri = tracking_uri(settings, override)
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -52,8 +52,11 @@ def connect(settings: Settings, experiment: str, override: str | None = None):
         if exp is not None:
             return client, exp.experiment_id
         location = artifact_root(settings) if override is None else None
-        return client, client.create_experiment(experiment,
-                                                artifact_location=f"{location}/{experiment}" if location else None)
+        return client, client.create_experiment(
+            experiment, artifact_location=f"{location}/{experiment}" if location else None
+        )
     except MlflowException as e:
-        raise BackendUnavailable(f"MLflow tracking store {uri} is not usable: {e}. Check tracking_uri in the "
-                                 "training config (or Settings.mlflow_tracking_uri) and that the server is up.") from e
+        raise BackendUnavailable(
+            f"MLflow tracking store {uri} is not usable: {e}. Check tracking_uri in the "
+            "training config (or Settings.mlflow_tracking_uri) and that the server is up."
+        ) from e

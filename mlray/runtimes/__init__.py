@@ -10,4 +10,12 @@ from mlray.runtimes.artifact import ModelArtifact, as_artifact
 from mlray.runtimes.factory import RUNTIMES, load_runtime, resolve
 from mlray.runtimes.protocol import ModelRuntime, check_batch
 
-__all__ = ["RUNTIMES", "ModelArtifact", "ModelRuntime", "as_artifact", "check_batch", "load_runtime", "resolve"]
+__all__ = [
+    "RUNTIMES",
+    "ModelArtifact",
+    "ModelRuntime",
+    "as_artifact",
+    "check_batch",
+    "load_runtime",
+    "resolve",
+]

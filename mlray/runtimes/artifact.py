@@ -64,19 +64,33 @@ class ModelArtifact:
             hint = {
                 "onnx": "export it with mlray.export.export_onnx",
                 "int8": "it is only kept when its AUC drop passed the gate (see 'checks' in the manifest); "
-                        "use precision='fp32'",
+                "use precision='fp32'",
                 "torch": "export with include_torch=True, or pass the module as torch_module",
             }[kind]
-            raise NotFoundError(f"Model artifact {self.model_version!r} has no {kind} file in {where}: {hint}.")
+            raise NotFoundError(
+                f"Model artifact {self.model_version!r} has no {kind} file in {where}: {hint}."
+            )
         return Path(path)
 
     def write_manifest(self, directory: str | Path) -> Path:
         """Write ``artifact.json`` into ``directory`` (file paths relative to it)."""
         directory = Path(directory)
-        files = {k: (Path(p).name if p is not None else None)
-                 for k, p in (("onnx", self.onnx_path), ("int8", self.int8_path), ("torch", self.torch_path))}
-        body = {"format_version": FORMAT_VERSION, "model_version": self.model_version,
-                "feature_names": self.feature_names, "files": files, "spec": self.spec, "checks": self.checks}
+        files = {
+            k: (Path(p).name if p is not None else None)
+            for k, p in (
+                ("onnx", self.onnx_path),
+                ("int8", self.int8_path),
+                ("torch", self.torch_path),
+            )
+        }
+        body = {
+            "format_version": FORMAT_VERSION,
+            "model_version": self.model_version,
+            "feature_names": self.feature_names,
+            "files": files,
+            "spec": self.spec,
+            "checks": self.checks,
+        }
         path = directory / MANIFEST
         path.write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
         return path
@@ -92,38 +106,58 @@ class ModelArtifact:
         directory = Path(directory)
         path = directory / MANIFEST
         if not path.exists():
-            raise NotFoundError(f"No {MANIFEST} in {directory}: not a model artifact directory; "
-                                f"write one with mlray.export.export_model.")
+            raise NotFoundError(
+                f"No {MANIFEST} in {directory}: not a model artifact directory; "
+                f"write one with mlray.export.export_model."
+            )
         try:
             body = json.loads(path.read_text())
             names = [str(n) for n in body["feature_names"]]
         except (ValueError, KeyError, TypeError) as e:
-            raise SchemaError(f"Model manifest {path} is invalid ({e}); re-export the model.") from e
+            raise SchemaError(
+                f"Model manifest {path} is invalid ({e}); re-export the model."
+            ) from e
         files = body.get("files", {})
 
         def resolve(key: str) -> Path | None:
             return directory / files[key] if files.get(key) else None
 
-        return cls(feature_names=names, onnx_path=resolve("onnx"), int8_path=resolve("int8"),
-                   torch_path=resolve("torch"), model_version=str(body.get("model_version", "unversioned")),
-                   spec=body.get("spec", {}), checks=body.get("checks", {}), root=directory)
+        return cls(
+            feature_names=names,
+            onnx_path=resolve("onnx"),
+            int8_path=resolve("int8"),
+            torch_path=resolve("torch"),
+            model_version=str(body.get("model_version", "unversioned")),
+            spec=body.get("spec", {}),
+            checks=body.get("checks", {}),
+            root=directory,
+        )
 
     @classmethod
-    def from_onnx(cls, onnx_path: str | Path, int8_path: str | Path | None = None,
-                  model_version: str | None = None) -> ModelArtifact:
+    def from_onnx(
+        cls,
+        onnx_path: str | Path,
+        int8_path: str | Path | None = None,
+        model_version: str | None = None,
+    ) -> ModelArtifact:
         """An artifact from loose ONNX files; the feature order comes from the model's metadata."""
         from mlray.runtimes.onnx_metadata import read_onnx_metadata
 
         meta = read_onnx_metadata(onnx_path)
-        return cls(feature_names=meta.feature_names, onnx_path=Path(onnx_path),
-                   int8_path=Path(int8_path) if int8_path is not None else None,
-                   model_version=model_version or meta.spec.get("model_version", Path(onnx_path).stem),
-                   spec=meta.spec)
+        return cls(
+            feature_names=meta.feature_names,
+            onnx_path=Path(onnx_path),
+            int8_path=Path(int8_path) if int8_path is not None else None,
+            model_version=model_version or meta.spec.get("model_version", Path(onnx_path).stem),
+            spec=meta.spec,
+        )
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable summary (paths as strings, no module)."""
         out = asdict(self) | {"torch_module": None}
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items() if k != "torch_module"}
+        return {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in out.items() if k != "torch_module"
+        }
 
 
 def as_artifact(source: ModelArtifact | str | Path | Mapping[str, Any]) -> ModelArtifact:
@@ -139,8 +173,12 @@ def as_artifact(source: ModelArtifact | str | Path | Mapping[str, Any]) -> Model
         return source
     if isinstance(source, Mapping):
         if "onnx" not in source:
-            raise ConfigError(f"A model artifact mapping needs an 'onnx' path; got keys {sorted(source)}.")
-        art = ModelArtifact.from_onnx(source["onnx"], source.get("int8"), source.get("model_version"))
+            raise ConfigError(
+                f"A model artifact mapping needs an 'onnx' path; got keys {sorted(source)}."
+            )
+        art = ModelArtifact.from_onnx(
+            source["onnx"], source.get("int8"), source.get("model_version")
+        )
         if source.get("torch") is not None:
             art.torch_path = Path(source["torch"])
         return art
@@ -150,7 +188,11 @@ def as_artifact(source: ModelArtifact | str | Path | Mapping[str, Any]) -> Model
             return ModelArtifact.from_dir(path)
         if path.suffix == ".onnx" and path.exists():
             return ModelArtifact.from_onnx(path)
-        raise NotFoundError(f"Model artifact {path} not found: pass an artifact directory (with {MANIFEST}) "
-                            f"or an existing .onnx file.")
-    raise ConfigError(f"Cannot load a model from {type(source).__name__}: pass a ModelArtifact, a directory, "
-                      f"an .onnx path, or a mapping {{'onnx': ..., 'int8': ...}}.")
+        raise NotFoundError(
+            f"Model artifact {path} not found: pass an artifact directory (with {MANIFEST}) "
+            f"or an existing .onnx file."
+        )
+    raise ConfigError(
+        f"Cannot load a model from {type(source).__name__}: pass a ModelArtifact, a directory, "
+        f"an .onnx path, or a mapping {{'onnx': ..., 'int8': ...}}."
+    )

@@ -20,8 +20,9 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve(artifact: ModelArtifact, runtime: str = "auto", precision: str = "auto",
-            device: str = "auto") -> tuple[str, str, str]:
+def resolve(
+    artifact: ModelArtifact, runtime: str = "auto", precision: str = "auto", device: str = "auto"
+) -> tuple[str, str, str]:
     """The concrete (runtime, precision, device) that ``auto`` values stand for here.
 
     ``runtime='auto'`` is TensorRT on a GPU with ``tensorrt`` installed, else ONNX
@@ -32,8 +33,11 @@ def resolve(artifact: ModelArtifact, runtime: str = "auto", precision: str = "au
     Raises:
         ConfigError: an unknown runtime, precision or device name.
     """
-    for value, valid, what in ((runtime, RUNTIMES, "runtime"), (precision, PRECISIONS, "precision"),
-                               (device, DEVICES, "device")):
+    for value, valid, what in (
+        (runtime, RUNTIMES, "runtime"),
+        (precision, PRECISIONS, "precision"),
+        (device, DEVICES, "device"),
+    ):
         if value not in valid:
             raise ConfigError(f"Unknown model {what} {value!r}; use one of {', '.join(valid)}.")
     if runtime == "auto":
@@ -60,10 +64,16 @@ def _auto_device(runtime: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_runtime(artifact_dir_or_paths: ModelArtifact | str | Path | Mapping[str, Any], runtime: str = "auto",
-                 precision: str = "auto", *, device: str = "auto", intra_op_threads: int = 1,
-                 engine_cache_dir: str | Path | None = None,
-                 calibration: np.ndarray | None = None) -> ModelRuntime:
+def load_runtime(
+    artifact_dir_or_paths: ModelArtifact | str | Path | Mapping[str, Any],
+    runtime: str = "auto",
+    precision: str = "auto",
+    *,
+    device: str = "auto",
+    intra_op_threads: int = 1,
+    engine_cache_dir: str | Path | None = None,
+    calibration: np.ndarray | None = None,
+) -> ModelRuntime:
     """Load a model version into the chosen runtime.
 
     Args:
@@ -91,13 +101,19 @@ def load_runtime(artifact_dir_or_paths: ModelArtifact | str | Path | Mapping[str
     if name == "onnxruntime":
         from mlray.runtimes.onnxruntime_rt import OnnxRuntimeRuntime
 
-        rt = OnnxRuntimeRuntime(precision=precision, device=device,  # type: ignore[arg-type]
-                                intra_op_threads=intra_op_threads)
+        rt = OnnxRuntimeRuntime(
+            precision=precision,
+            device=device,  # type: ignore[arg-type]
+            intra_op_threads=intra_op_threads,
+        )
     elif name == "tensorrt":
         from mlray.runtimes.tensorrt_rt import TensorRTRuntime
 
-        rt = TensorRTRuntime(precision=precision, cache_dir=engine_cache_dir,  # type: ignore[arg-type]
-                             calibration=calibration)
+        rt = TensorRTRuntime(
+            precision=precision,
+            cache_dir=engine_cache_dir,  # type: ignore[arg-type]
+            calibration=calibration,
+        )
     else:
         if precision != "fp32":
             raise ConfigError(f"The PyTorch runtime serves fp32 only, not {precision!r}.")

@@ -46,12 +46,20 @@ def read_onnx_metadata(path: str | Path) -> OnnxMetadata:
     model = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
     if META_FEATURE_NAMES not in props:
-        raise SchemaError(f"ONNX model {path} has no {META_FEATURE_NAMES!r} metadata: export it with "
-                          f"mlray.export.export_onnx so the input feature order is recorded.")
+        raise SchemaError(
+            f"ONNX model {path} has no {META_FEATURE_NAMES!r} metadata: export it with "
+            f"mlray.export.export_onnx so the input feature order is recorded."
+        )
     try:
         names = json.loads(props[META_FEATURE_NAMES])
         spec = json.loads(props.get(META_SPEC, "{}"))
     except ValueError as e:
-        raise SchemaError(f"ONNX model {path} has unreadable mlray metadata ({e}); re-export it.") from e
-    return OnnxMetadata(feature_names=[str(n) for n in names], spec=spec,
-                        input_name=props.get(META_INPUT, INPUT_NAME), output_name=props.get(META_OUTPUT, OUTPUT_NAME))
+        raise SchemaError(
+            f"ONNX model {path} has unreadable mlray metadata ({e}); re-export it."
+        ) from e
+    return OnnxMetadata(
+        feature_names=[str(n) for n in names],
+        spec=spec,
+        input_name=props.get(META_INPUT, INPUT_NAME),
+        output_name=props.get(META_OUTPUT, OUTPUT_NAME),
+    )

@@ -42,18 +42,28 @@ class OnnxRuntimeRuntime:
             (benchmarks/runtimes.py); raise it for large offline batches.
     """
 
-    def __init__(self, precision: Literal["fp32", "int8"] = "fp32", device: Literal["cpu", "cuda"] = "cpu",
-                 intra_op_threads: int = 1) -> None:
+    def __init__(
+        self,
+        precision: Literal["fp32", "int8"] = "fp32",
+        device: Literal["cpu", "cuda"] = "cpu",
+        intra_op_threads: int = 1,
+    ) -> None:
         if precision not in ("fp32", "int8"):
-            raise ConfigError(f"ONNX Runtime serves precision 'fp32' or 'int8', not {precision!r} "
-                              f"(FP16 is TensorRT's: runtime='tensorrt').")
+            raise ConfigError(
+                f"ONNX Runtime serves precision 'fp32' or 'int8', not {precision!r} "
+                f"(FP16 is TensorRT's: runtime='tensorrt')."
+            )
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"Unknown ONNX Runtime device {device!r}; use 'cpu' or 'cuda'.")
         if precision == "int8" and device == "cuda":
-            raise ConfigError("The INT8 ONNX model is quantized for CPU kernels; on a GPU use runtime='tensorrt' "
-                              "with precision='int8', or precision='fp32'.")
+            raise ConfigError(
+                "The INT8 ONNX model is quantized for CPU kernels; on a GPU use runtime='tensorrt' "
+                "with precision='int8', or precision='fp32'."
+            )
         if intra_op_threads < 0:
-            raise ConfigError(f"intra_op_threads must be >= 0 (0 = one per core), got {intra_op_threads}.")
+            raise ConfigError(
+                f"intra_op_threads must be >= 0 (0 = one per core), got {intra_op_threads}."
+            )
         self.precision = precision
         self.device = device
         self.intra_op_threads = intra_op_threads
@@ -81,17 +91,23 @@ class OnnxRuntimeRuntime:
         providers = [CPU_PROVIDER]
         if self.device == "cuda":
             if CUDA_PROVIDER not in ort.get_available_providers():
-                raise ConfigError(f"device='cuda' needs the onnxruntime-gpu package; this onnxruntime "
-                                  f"{ort.__version__} offers {ort.get_available_providers()}.")
+                raise ConfigError(
+                    f"device='cuda' needs the onnxruntime-gpu package; this onnxruntime "
+                    f"{ort.__version__} offers {ort.get_available_providers()}."
+                )
             providers = [CUDA_PROVIDER, CPU_PROVIDER]
         self._session = ort.InferenceSession(str(path), options, providers=providers)
         if self.device == "cuda" and CUDA_PROVIDER not in self._session.get_providers():
-            raise ConfigError(f"ONNX Runtime could not start the CUDA provider for {path} (CUDA/cuDNN libraries "
-                              f"missing or mismatched); use device='cpu'.")
+            raise ConfigError(
+                f"ONNX Runtime could not start the CUDA provider for {path} (CUDA/cuDNN libraries "
+                f"missing or mismatched); use device='cpu'."
+            )
         meta = read_onnx_metadata(path)
         self._input, self._outputs = meta.input_name, [meta.output_name]
         self.feature_names = meta.feature_names
-        log.info("Loaded %s (%s) with %s", path, artifact.model_version, self._session.get_providers())
+        log.info(
+            "Loaded %s (%s) with %s", path, artifact.model_version, self._session.get_providers()
+        )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Click probabilities, float32 ``[batch]``.

@@ -49,15 +49,21 @@ def check_batch(batch: object, feature_names: list[str]) -> np.ndarray:
         SchemaError: not a numpy array, not 2-D, wrong width or not float32;
             the message names the expected shape, dtype and features.
     """
-    if isinstance(batch, np.ndarray) and batch.ndim == 2 and batch.shape[1] == len(feature_names) \
-            and batch.dtype == np.float32:
+    if (
+        isinstance(batch, np.ndarray)
+        and batch.ndim == 2
+        and batch.shape[1] == len(feature_names)
+        and batch.dtype == np.float32
+    ):
         return batch if batch.flags.c_contiguous else np.ascontiguousarray(batch)
     if not isinstance(batch, np.ndarray):
         got = f"a {type(batch).__name__}"
     else:
         got = f"an array of shape {batch.shape} and dtype {batch.dtype}"
-    raise SchemaError(f"Model input must be a numpy array of shape (batch, {len(feature_names)}) and dtype "
-                      f"float32, got {got}. Columns, in order: {_feature_list(feature_names)}.")
+    raise SchemaError(
+        f"Model input must be a numpy array of shape (batch, {len(feature_names)}) and dtype "
+        f"float32, got {got}. Columns, in order: {_feature_list(feature_names)}."
+    )
 
 
 def _feature_list(names: list[str], limit: int = 40) -> str:

@@ -32,8 +32,13 @@ class TensorRTRuntime:
         max_batch: the largest batch one engine call takes; bigger inputs are split.
     """
 
-    def __init__(self, precision: Literal["fp16", "int8"] = "fp16", cache_dir: str | Path | None = None,
-                 calibration: np.ndarray | None = None, max_batch: int = 4096) -> None:
+    def __init__(
+        self,
+        precision: Literal["fp16", "int8"] = "fp16",
+        cache_dir: str | Path | None = None,
+        calibration: np.ndarray | None = None,
+        max_batch: int = 4096,
+    ) -> None:
         if precision not in ("fp16", "int8"):
             raise ConfigError(f"TensorRT serves precision 'fp16' or 'int8', not {precision!r}.")
         self.precision = precision
@@ -58,24 +63,37 @@ class TensorRTRuntime:
         """
         onnx_path = artifact.require("onnx")
         cache = self.cache_dir or (artifact.root or onnx_path.parent) / "tensorrt"
-        engine_path = build_engine(onnx_path, cache, artifact.model_version, precision=self.precision,
-                                   calibration=self.calibration, max_batch=self.max_batch)
+        engine_path = build_engine(
+            onnx_path,
+            cache,
+            artifact.model_version,
+            precision=self.precision,
+            calibration=self.calibration,
+            max_batch=self.max_batch,
+        )
         if engine_path is None:
-            raise BackendUnavailable(f"{SKIP_MESSAGE}; serve with runtime='onnxruntime' (or 'auto') on this machine.")
+            raise BackendUnavailable(
+                f"{SKIP_MESSAGE}; serve with runtime='onnxruntime' (or 'auto') on this machine."
+            )
         import tensorrt as trt
         import torch
 
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self._engine is None:
-            raise BackendUnavailable(f"TensorRT could not load engine {engine_path}; delete it to rebuild.")
+            raise BackendUnavailable(
+                f"TensorRT could not load engine {engine_path}; delete it to rebuild."
+            )
         self._context = self._engine.create_execution_context()
         meta = read_onnx_metadata(onnx_path)
         self._input, self._output = meta.input_name, meta.output_name
         width = len(meta.feature_names)
         self._in = torch.empty((self.max_batch, width), dtype=torch.float32, device="cuda")
-        out_dtype = torch.float16 if self._engine.get_tensor_dtype(self._output) == trt.DataType.HALF \
+        out_dtype = (
+            torch.float16
+            if self._engine.get_tensor_dtype(self._output) == trt.DataType.HALF
             else torch.float32
+        )
         self._out = torch.empty((self.max_batch,), dtype=out_dtype, device="cuda")
         self._context.set_tensor_address(self._input, int(self._in.data_ptr()))
         self._context.set_tensor_address(self._output, int(self._out.data_ptr()))
@@ -94,7 +112,9 @@ class TensorRTRuntime:
         x = check_batch(batch, self.feature_names)
         if len(x) <= self.max_batch:
             return self._run(x)
-        return np.concatenate([self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
+        return np.concatenate(
+            [self._run(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+        )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -106,6 +126,8 @@ class TensorRTRuntime:
         self._context.set_input_shape(self._input, (n, x.shape[1]))
         stream = torch.cuda.current_stream()
         if not self._context.execute_async_v3(stream.cuda_stream):
-            raise BackendUnavailable(f"TensorRT engine {self.engine_path} failed to run a batch of {n}.")
+            raise BackendUnavailable(
+                f"TensorRT engine {self.engine_path} failed to run a batch of {n}."
+            )
         # The copy back is queued on the same stream, so it waits for the engine.
         return self._out[:n].float().cpu().numpy()

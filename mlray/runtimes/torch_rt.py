@@ -47,8 +47,11 @@ class TorchRuntime:
         if self.threads:
             torch.set_num_threads(self.threads)
         # An explicit index: the program's device asserts compare 'cuda:0', not 'cuda'.
-        self._device = (torch.device("cuda", torch.cuda.current_device()) if self.device == "cuda"
-                        else torch.device("cpu"))
+        self._device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if self.device == "cuda"
+            else torch.device("cpu")
+        )
         if artifact.torch_module is not None:
             module = artifact.torch_module
             module.eval()

@@ -6,11 +6,22 @@ from pathlib import Path
 
 import typer
 
-TrainConfigOpt = typer.Option(None, "--config", "-c", exists=True, dir_okay=False,
-                              help="Training config YAML (default: all defaults).")
-SettingsOpt = typer.Option(None, "--settings", exists=True, dir_okay=False,
-                           help="mlray.yaml settings (default: the config's settings_file, else $MLRAY_CONFIG "
-                                "or ./mlray.yaml).")
+TrainConfigOpt = typer.Option(
+    None,
+    "--config",
+    "-c",
+    exists=True,
+    dir_okay=False,
+    help="Training config YAML (default: all defaults).",
+)
+SettingsOpt = typer.Option(
+    None,
+    "--settings",
+    exists=True,
+    dir_okay=False,
+    help="mlray.yaml settings (default: the config's settings_file, else $MLRAY_CONFIG "
+    "or ./mlray.yaml).",
+)
 
 
 def register(app: typer.Typer, features_app: typer.Typer) -> None:
@@ -19,9 +30,14 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
 
     @app.command("train")
     @handle_errors
-    def train_cmd(config: Path = TrainConfigOpt, settings: Path = SettingsOpt,
-                  num_samples: int = typer.Option(None, min=0, help="Override tune.num_samples (0: no tuning)."),
-                  epochs: int = typer.Option(None, min=1, help="Override training.epochs.")) -> None:
+    def train_cmd(
+        config: Path = TrainConfigOpt,
+        settings: Path = SettingsOpt,
+        num_samples: int = typer.Option(
+            None, min=0, help="Override tune.num_samples (0: no tuning)."
+        ),
+        epochs: int = typer.Option(None, min=1, help="Override training.epochs."),
+    ) -> None:
         """Build the training set, validate it, tune and train on Ray, compare with the champion, register."""
         from mlray.config import load_settings
         from mlray.pipeline import run_pipeline
@@ -29,15 +45,28 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
 
         cfg = load_train_config(config)
         if num_samples is not None:
-            cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"num_samples": num_samples})})
+            cfg = cfg.model_copy(
+                update={"tune": cfg.tune.model_copy(update={"num_samples": num_samples})}
+            )
         if epochs is not None:
-            cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"epochs": epochs})})
+            cfg = cfg.model_copy(
+                update={"training": cfg.training.model_copy(update={"epochs": epochs})}
+            )
         s = load_settings(settings, **cfg.settings) if settings else settings_for(cfg)
         r = run_pipeline(s, cfg, echo=typer.echo)
-        print_rows(f"{r.model_name} v{r.version}", [
-            {"field": "alias", "value": r.alias}, {"field": "decision", "value": r.reason},
-            *[{"field": f"test {k}", "value": v} for k, v in r.metrics.items()],
-            *[{"field": f"champion {k}", "value": v} for k, v in (r.champion_metrics or {}).items()],
-            {"field": "params", "value": r.params}, {"field": "validation", "value": r.validation},
-            {"field": "exported", "value": ", ".join(r.exported) or "state_dict only"},
-            {"field": "MLflow run", "value": r.run_id}])
+        print_rows(
+            f"{r.model_name} v{r.version}",
+            [
+                {"field": "alias", "value": r.alias},
+                {"field": "decision", "value": r.reason},
+                *[{"field": f"test {k}", "value": v} for k, v in r.metrics.items()],
+                *[
+                    {"field": f"champion {k}", "value": v}
+                    for k, v in (r.champion_metrics or {}).items()
+                ],
+                {"field": "params", "value": r.params},
+                {"field": "validation", "value": r.validation},
+                {"field": "exported", "value": ", ".join(r.exported) or "state_dict only"},
+                {"field": "MLflow run", "value": r.run_id},
+            ],
+        )

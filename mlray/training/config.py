@@ -35,9 +35,13 @@ from pydantic import (
 from mlray.config import read_yaml_mapping
 from mlray.errors import ConfigError
 
-REQUEST_FEATURES = ("request_features:hour_of_day", "request_features:price_vs_usual",
-                    "request_features:device_mobile", "request_features:device_desktop",
-                    "request_features:device_tablet")
+REQUEST_FEATURES = (
+    "request_features:hour_of_day",
+    "request_features:price_vs_usual",
+    "request_features:device_mobile",
+    "request_features:device_desktop",
+    "request_features:device_tablet",
+)
 
 
 class _Section(BaseModel):
@@ -49,7 +53,9 @@ class LabelsConfig(_Section):
 
     table: str = "impressions"
     label: str = Field("clicked", description="Boolean (or 0/1) label column.")
-    time: str = Field("event_time", description="Label time: the point-in-time join and the split use it.")
+    time: str = Field(
+        "event_time", description="Label time: the point-in-time join and the split use it."
+    )
     columns: list[str] | None = Field(None, description="Label-table columns to keep (None = all).")
     start: datetime | None = Field(None, description="Only labels at or after this time.")
     end: datetime | None = Field(None, description="Only labels before this time.")
@@ -70,10 +76,14 @@ class SplitConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> SplitConfig:
         if abs(self.train + self.validation + self.test - 1.0) > 1e-6:
-            raise ValueError(f"train + validation + test must be 1, got {self.train} + {self.validation} + "
-                             f"{self.test}; e.g. 0.7 / 0.15 / 0.15")
+            raise ValueError(
+                f"train + validation + test must be 1, got {self.train} + {self.validation} + "
+                f"{self.test}; e.g. 0.7 / 0.15 / 0.15"
+            )
         if (self.validation_start is None) != (self.test_start is None):
-            raise ValueError("give both validation_start and test_start, or neither (then fractions are used)")
+            raise ValueError(
+                "give both validation_start and test_start, or neither (then fractions are used)"
+            )
         if self.validation_start and self.test_start and self.validation_start >= self.test_start:
             raise ValueError("validation_start must be before test_start")
         return self
@@ -84,7 +94,9 @@ class ModelConfig(_Section):
 
     lr: float = Field(3e-3, gt=0, lt=1)
     width: int = Field(64, ge=4, le=4096, description="Width of the first hidden layer.")
-    layers: int = Field(2, ge=1, le=6, description="Hidden layers; each is half as wide as the one before.")
+    layers: int = Field(
+        2, ge=1, le=6, description="Hidden layers; each is half as wide as the one before."
+    )
     embedding_dim: int = Field(8, ge=1, le=256)
     dropout: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(1e-5, ge=0)
@@ -116,24 +128,50 @@ class TrainingConfig(_Section):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
-    torch_threads: int = Field(0, ge=0, description="Intra-op threads of each worker's PyTorch (0: one per CPU of "
-                                                    "the worker, less one left to the data pipeline when it has "
-                                                    "several).")
-    max_failures: int = Field(2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: no limit).")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="Intra-op threads of each worker's PyTorch (0: one per CPU of "
+        "the worker, less one left to the data pipeline when it has "
+        "several).",
+    )
+    max_failures: int = Field(
+        2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: no limit)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "WARNING", description="Console level of Ray Train's own logs (its log files keep everything).")
-    health_check_interval_s: float = Field(0.25, gt=0, le=60,
-                                           description="How often Ray Train's controller polls the workers; a run "
-                                                       "ends (or restarts after a failure) at the next poll.")
+        "WARNING",
+        description="Console level of Ray Train's own logs (its log files keep everything).",
+    )
+    health_check_interval_s: float = Field(
+        0.25,
+        gt=0,
+        le=60,
+        description="How often Ray Train's controller polls the workers; a run "
+        "ends (or restarts after a failure) at the next poll.",
+    )
     seed: int = 0
-    local_shuffle_rows: int = Field(0, ge=0, description="Shuffle buffer of a streamed epoch (0: none; the train "
-                                                         "slice is shuffled once, globally, before training).")
-    cache_shard_mb: float = Field(2048, ge=0, description="Keep each worker's shard in memory after the first epoch "
-                                                          "when at most this large (MiB); later epochs then read it "
-                                                          "in a fresh permutation instead of streaming (0: never).")
-    prefetch_batches: int = Field(2, ge=0, description="Reads each worker prepares ahead of the training step.")
-    batches_per_read: int = Field(32, ge=1, description="Mini-batches taken from the Ray Dataset per read "
-                                                       "(amortizes the per-read cost).")
+    local_shuffle_rows: int = Field(
+        0,
+        ge=0,
+        description="Shuffle buffer of a streamed epoch (0: none; the train "
+        "slice is shuffled once, globally, before training).",
+    )
+    cache_shard_mb: float = Field(
+        2048,
+        ge=0,
+        description="Keep each worker's shard in memory after the first epoch "
+        "when at most this large (MiB); later epochs then read it "
+        "in a fresh permutation instead of streaming (0: never).",
+    )
+    prefetch_batches: int = Field(
+        2, ge=0, description="Reads each worker prepares ahead of the training step."
+    )
+    batches_per_read: int = Field(
+        32,
+        ge=1,
+        description="Mini-batches taken from the Ray Dataset per read "
+        "(amortizes the per-read cost).",
+    )
 
 
 class SearchDim(_Section):
@@ -150,15 +188,19 @@ class SearchDim(_Section):
             if not self.values:
                 raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
         elif self.low is None or self.high is None or self.low >= self.high:
-            raise ValueError(f"a {self.kind!r} dimension needs low < high, got low={self.low}, high={self.high}")
+            raise ValueError(
+                f"a {self.kind!r} dimension needs low < high, got low={self.low}, high={self.high}"
+            )
         return self
 
 
 def _default_space() -> dict[str, SearchDim]:
-    return {"lr": SearchDim(kind="loguniform", low=3e-4, high=1e-2),
-            "width": SearchDim(kind="choice", values=[32, 64, 128]),
-            "embedding_dim": SearchDim(kind="choice", values=[4, 8, 16]),
-            "dropout": SearchDim(kind="uniform", low=0.0, high=0.3)}
+    return {
+        "lr": SearchDim(kind="loguniform", low=3e-4, high=1e-2),
+        "width": SearchDim(kind="choice", values=[32, 64, 128]),
+        "embedding_dim": SearchDim(kind="choice", values=[4, 8, 16]),
+        "dropout": SearchDim(kind="uniform", low=0.0, high=0.3),
+    }
 
 
 class TuneSection(_Section):
@@ -167,7 +209,9 @@ class TuneSection(_Section):
     num_samples: int = Field(4, ge=0)
     max_concurrent_trials: int = Field(1, ge=1)
     metric: Literal["val_auc", "val_loss"] = "val_auc"
-    grace_period: int = Field(1, ge=1, description="Epochs every trial runs before ASHA may stop it.")
+    grace_period: int = Field(
+        1, ge=1, description="Epochs every trial runs before ASHA may stop it."
+    )
     reduction_factor: int = Field(2, ge=2)
     search_space: dict[str, SearchDim] = Field(default_factory=_default_space)
 
@@ -176,7 +220,9 @@ class TuneSection(_Section):
     def _known(cls, v: dict[str, SearchDim]) -> dict[str, SearchDim]:
         unknown = sorted(set(v) - set(ModelConfig.model_fields))
         if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; tunable: {sorted(ModelConfig.model_fields)}")
+            raise ValueError(
+                f"unknown hyperparameters {unknown}; tunable: {sorted(ModelConfig.model_fields)}"
+            )
         return v
 
     @property
@@ -188,8 +234,11 @@ class PromotionConfig(_Section):
     """The challenger becomes champion only if its test metric beats the champion's by ``margin``."""
 
     metric: Literal["auc", "log_loss"] = "auc"
-    margin: float = Field(0.005, description="Required improvement (AUC up, or log loss down, by this much); "
-                                             "below the noise of a small test slice, retrains would flip-flop.")
+    margin: float = Field(
+        0.005,
+        description="Required improvement (AUC up, or log loss down, by this much); "
+        "below the noise of a small test slice, retrains would flip-flop.",
+    )
 
 
 class ValidationConfig(_Section):
@@ -197,17 +246,24 @@ class ValidationConfig(_Section):
 
     psi_warn: float = Field(0.1, gt=0)
     psi_fail: float = Field(0.25, gt=0)
-    allow_drift: bool = Field(False, description="Warn instead of failing when a feature's PSI is over psi_fail.")
+    allow_drift: bool = Field(
+        False, description="Warn instead of failing when a feature's PSI is over psi_fail."
+    )
     psi_bins: int = Field(10, ge=2, le=100)
-    default_max_null_rate: float = Field(0.2, ge=0, le=1, description="Null-rate limit of every feature.")
-    max_null_rate: dict[str, float] = Field(default_factory=dict,
-                                            description="Per-feature limits, by 'view:feature' or column name.")
+    default_max_null_rate: float = Field(
+        0.2, ge=0, le=1, description="Null-rate limit of every feature."
+    )
+    max_null_rate: dict[str, float] = Field(
+        default_factory=dict, description="Per-feature limits, by 'view:feature' or column name."
+    )
     min_rows: int = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> ValidationConfig:
         if self.psi_warn > self.psi_fail:
-            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_fail ({self.psi_fail})")
+            raise ValueError(
+                f"psi_warn ({self.psi_warn}) must not exceed psi_fail ({self.psi_fail})"
+            )
         bad = {k: r for k, r in self.max_null_rate.items() if not 0 <= r <= 1}
         if bad:
             raise ValueError(f"max_null_rate values must be within [0, 1]: {bad}")
@@ -219,11 +275,17 @@ class TrainConfig(_Section):
 
     model_name: str = Field("ctr_model", pattern=r"^[A-Za-z0-9_\-.]+$")
     experiment: str = "mlray-training"
-    features: str | list[str] = Field("ctr_model_v1", description="A feature service name or 'view:feature' refs.")
-    extra_features: list[str] = Field(default_factory=lambda: list(REQUEST_FEATURES),
-                                      description="More refs (e.g. on-demand features) added to `features`.")
-    categorical: list[str] = Field(default_factory=lambda: ["request_features:hour_of_day"],
-                                   description="Integer features to embed as categories (strings always are).")
+    features: str | list[str] = Field(
+        "ctr_model_v1", description="A feature service name or 'view:feature' refs."
+    )
+    extra_features: list[str] = Field(
+        default_factory=lambda: list(REQUEST_FEATURES),
+        description="More refs (e.g. on-demand features) added to `features`.",
+    )
+    categorical: list[str] = Field(
+        default_factory=lambda: ["request_features:hour_of_day"],
+        description="Integer features to embed as categories (strings always are).",
+    )
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -231,9 +293,15 @@ class TrainConfig(_Section):
     tune: TuneSection = Field(default_factory=TuneSection)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
-    tracking_uri: str | None = Field(None, description="MLflow server; None = Settings.tracking_uri.")
-    settings_file: str | None = Field(None, description="mlray.yaml for the Settings (default: the usual lookup).")
-    settings: dict[str, Any] = Field(default_factory=dict, description="Settings overrides, e.g. data_root.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow server; None = Settings.tracking_uri."
+    )
+    settings_file: str | None = Field(
+        None, description="mlray.yaml for the Settings (default: the usual lookup)."
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Settings overrides, e.g. data_root."
+    )
     _source: str | None = PrivateAttr(None)
 
     @property
@@ -253,7 +321,9 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
     try:
         cfg = TrainConfig.model_validate(values)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(f"Invalid training config{f' {path}' if path else ''}: {problems}") from e
     cfg._source = str(path) if path is not None else None
     return cfg

@@ -55,8 +55,13 @@ def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[
     out = []
     for chunk in np.array_split(order, min(bins, p.size)):
         if chunk.size:
-            out.append({"mean_score": float(p[chunk].mean()), "click_rate": float(y[chunk].mean()),
-                        "rows": int(chunk.size)})
+            out.append(
+                {
+                    "mean_score": float(p[chunk].mean()),
+                    "click_rate": float(y[chunk].mean()),
+                    "rows": int(chunk.size),
+                }
+            )
     return out
 
 
@@ -64,18 +69,29 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     """Row-weighted mean |observed rate - mean score| over the reliability bins."""
     table = calibration_bins(y, p, bins)
     total = sum(b["rows"] for b in table)
-    return float(sum(b["rows"] * abs(b["click_rate"] - b["mean_score"]) for b in table) / total) if total else 0.0
+    return (
+        float(sum(b["rows"] * abs(b["click_rate"] - b["mean_score"]) for b in table) / total)
+        if total
+        else 0.0
+    )
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """The test-slice metrics every model version records."""
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    return {"auc": roc_auc(y, p), "log_loss": log_loss(y, p), "ece": expected_calibration_error(y, p),
-            "rows": float(y.size), "click_rate": float(y.mean()) if y.size else float("nan"),
-            "mean_score": float(p.mean()) if p.size else float("nan")}
+    return {
+        "auc": roc_auc(y, p),
+        "log_loss": log_loss(y, p),
+        "ece": expected_calibration_error(y, p),
+        "rows": float(y.size),
+        "click_rate": float(y.mean()) if y.size else float("nan"),
+        "mean_score": float(p.mean()) if p.size else float("nan"),
+    }
 
 
-def reliability_plot(y: np.ndarray, p: np.ndarray, path: str | Path, title: str = "Reliability") -> Path:
+def reliability_plot(
+    y: np.ndarray, p: np.ndarray, path: str | Path, title: str = "Reliability"
+) -> Path:
     """Observed click rate against mean score per bin, with the diagonal; written as PNG."""
     from matplotlib.figure import Figure
 
@@ -84,7 +100,12 @@ def reliability_plot(y: np.ndarray, p: np.ndarray, path: str | Path, title: str 
     ax = fig.add_subplot()
     top = max([b["mean_score"] for b in table] + [b["click_rate"] for b in table] + [0.01]) * 1.1
     ax.plot([0, top], [0, top], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot([b["mean_score"] for b in table], [b["click_rate"] for b in table], marker="o", label="model")
+    ax.plot(
+        [b["mean_score"] for b in table],
+        [b["click_rate"] for b in table],
+        marker="o",
+        label="model",
+    )
     ax.set_xlabel("mean predicted click probability")
     ax.set_ylabel("observed click rate")
     ax.set_title(f"{title} (ECE {expected_calibration_error(y, p):.4f})")
@@ -113,7 +134,9 @@ def score_histogram(y: np.ndarray, p: np.ndarray, path: str | Path, title: str =
     return Path(path)
 
 
-def _score_batch(batch: pa.Table, spec: dict[str, Any], state: dict[str, Any]) -> dict[str, np.ndarray]:
+def _score_batch(
+    batch: pa.Table, spec: dict[str, Any], state: dict[str, Any]
+) -> dict[str, np.ndarray]:
     import torch
 
     from mlray.training.model import ModelSpec, build_model
@@ -123,10 +146,15 @@ def _score_batch(batch: pa.Table, spec: dict[str, Any], state: dict[str, Any]) -
     model = build_model(model_spec, state)
     with torch.no_grad():
         p = model(torch.from_numpy(encode_frame(model_spec, batch))).numpy()
-    return {"p": p.astype(np.float32), "y": label_array(batch.column(model_spec.label), model_spec.label)}
+    return {
+        "p": p.astype(np.float32),
+        "y": label_array(batch.column(model_spec.label), model_spec.label),
+    }
 
 
-def score_dataset(ds: ray.data.Dataset, spec: Any, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def score_dataset(
+    ds: ray.data.Dataset, spec: Any, state: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels and scores of a model over a (raw, feature-named) dataset, scored where the blocks live.
 
     The rows are encoded with the model's own spec (:func:`~mlray.training.preprocess.encode_frame`),
@@ -138,9 +166,15 @@ def score_dataset(ds: ray.data.Dataset, spec: Any, state: dict[str, Any]) -> tup
     spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
     missing = [c for c in spec_dict["feature_names"] if c not in ds.schema().names]
     if missing:
-        raise ValidationFailed(f"The test slice lacks features {missing} that the model reads; "
-                               "it cannot be scored on this data.")
-    scored = ds.map_batches(_score_batch, fn_kwargs={"spec": spec_dict, "state": state}, batch_format="pyarrow",
-                            batch_size=None).materialize()
+        raise ValidationFailed(
+            f"The test slice lacks features {missing} that the model reads; "
+            "it cannot be scored on this data."
+        )
+    scored = ds.map_batches(
+        _score_batch,
+        fn_kwargs={"spec": spec_dict, "state": state},
+        batch_format="pyarrow",
+        batch_size=None,
+    ).materialize()
     table = pa.concat_tables(ray.get(list(scored.to_arrow_refs())))
     return table.column("y").to_numpy(), table.column("p").to_numpy()

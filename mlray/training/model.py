@@ -58,8 +58,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         n = len(self.numeric)
         if not (len(self.means) == len(self.stds) == len(self.fills) == n):
-            raise ConfigError(f"ModelSpec: means/stds/fills must have one value per numeric feature ({n}); got "
-                              f"{len(self.means)}/{len(self.stds)}/{len(self.fills)}.")
+            raise ConfigError(
+                f"ModelSpec: means/stds/fills must have one value per numeric feature ({n}); got "
+                f"{len(self.means)}/{len(self.stds)}/{len(self.fills)}."
+            )
         missing = [c for c in self.categorical if c not in self.vocab]
         if missing:
             raise ConfigError(f"ModelSpec: categorical features {missing} have no vocabulary.")
@@ -82,8 +84,12 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable dict (with the export stage's ``feature_names`` key)."""
         body = asdict(self)
-        body.update(format=SPEC_FORMAT, feature_names=self.feature_names, numeric_features=self.numeric,
-                    categorical_features=self.categorical)
+        body.update(
+            format=SPEC_FORMAT,
+            feature_names=self.feature_names,
+            numeric_features=self.numeric,
+            categorical_features=self.categorical,
+        )
         return body
 
     @classmethod
@@ -94,8 +100,10 @@ class ModelSpec:
             ConfigError: a field is missing or the format is newer than this code.
         """
         if body.get("format", SPEC_FORMAT) > SPEC_FORMAT:
-            raise ConfigError(f"Model spec format {body['format']} is newer than this mlray ({SPEC_FORMAT}); "
-                              "upgrade mlray to load this model.")
+            raise ConfigError(
+                f"Model spec format {body['format']} is newer than this mlray ({SPEC_FORMAT}); "
+                "upgrade mlray to load this model."
+            )
         names = cls.__dataclass_fields__.keys()
         try:
             return cls(**{k: body[k] for k in names if k in body})
@@ -121,7 +129,9 @@ class CTRModel(nn.Module):
         super().__init__()
         self.num_numeric = len(spec.numeric)
         self.register_buffer("mean", torch.tensor(spec.means, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor([s if s > 0 else 1.0 for s in spec.stds], dtype=torch.float32))
+        self.register_buffer(
+            "std", torch.tensor([s if s > 0 else 1.0 for s in spec.stds], dtype=torch.float32)
+        )
         self.register_buffer("fill", torch.tensor(spec.fills, dtype=torch.float32))
         cards = spec.cardinalities()
         self.register_buffer("max_code", torch.tensor([c - 1 for c in cards], dtype=torch.long))
@@ -139,10 +149,12 @@ class CTRModel(nn.Module):
         num = (torch.where(torch.isnan(num), self.fill, num) - self.mean) / self.std
         parts = [num]
         if len(self.embeddings):
-            raw = x[:, self.num_numeric:]
+            raw = x[:, self.num_numeric :]
             codes = torch.where(torch.isnan(raw), torch.zeros_like(raw), raw).long()
             # A code outside the vocabulary (negative or too large) is read as unknown, never out of bounds.
-            codes = torch.where((codes < 0) | (codes > self.max_code), torch.zeros_like(codes), codes)
+            codes = torch.where(
+                (codes < 0) | (codes > self.max_code), torch.zeros_like(codes), codes
+            )
             parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
         return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
 

@@ -40,11 +40,15 @@ def _columns(data: Any) -> Mapping[str, Any]:
         names: dict[str, None] = {}
         for row in data:
             if not isinstance(row, Mapping):
-                raise SchemaError(f"Feature rows must be mappings of feature name to value, got {type(row).__name__}.")
+                raise SchemaError(
+                    f"Feature rows must be mappings of feature name to value, got {type(row).__name__}."
+                )
             names.update(dict.fromkeys(row))
         return {n: [row.get(n) for row in data] for n in names}
-    raise SchemaError(f"Cannot read features from {type(data).__name__}; pass a DataFrame, an Arrow table, "
-                      "a dict of columns or a list of row dicts.")
+    raise SchemaError(
+        f"Cannot read features from {type(data).__name__}; pass a DataFrame, an Arrow table, "
+        "a dict of columns or a list of row dicts."
+    )
 
 
 def _numeric(values: Any, name: str) -> np.ndarray:
@@ -52,34 +56,58 @@ def _numeric(values: Any, name: str) -> np.ndarray:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         if pa.types.is_boolean(values.type):
             values = pc.cast(values, pa.int8())
-        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
-                or pa.types.is_decimal(values.type) or pa.types.is_null(values.type)):
-            raise SchemaError(f"Numeric feature {name!r} has Arrow type {values.type}; send a number (or null).")
-        return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if not (
+            pa.types.is_integer(values.type)
+            or pa.types.is_floating(values.type)
+            or pa.types.is_decimal(values.type)
+            or pa.types.is_null(values.type)
+        ):
+            raise SchemaError(
+                f"Numeric feature {name!r} has Arrow type {values.type}; send a number (or null)."
+            )
+        return np.asarray(
+            pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+        )
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
         return values.astype(np.float64)
     if isinstance(values, pd.Series) and values.dtype != object:
         try:
             return values.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError) as e:
-            raise SchemaError(f"Numeric feature {name!r} has dtype {values.dtype}; send numbers (or nulls).") from e
+            raise SchemaError(
+                f"Numeric feature {name!r} has dtype {values.dtype}; send numbers (or nulls)."
+            ) from e
     try:
-        return np.asarray([np.nan if v is None or v is pd.NA else v for v in values], dtype=np.float64)
+        return np.asarray(
+            [np.nan if v is None or v is pd.NA else v for v in values], dtype=np.float64
+        )
     except (TypeError, ValueError) as e:
-        raise SchemaError(f"Numeric feature {name!r} has a non-numeric value ({e}); send a number or null.") from e
+        raise SchemaError(
+            f"Numeric feature {name!r} has a non-numeric value ({e}); send a number or null."
+        ) from e
 
 
 def _codes(values: Any, vocab: list[str]) -> np.ndarray:
     """Vocabulary codes (``index + 1``; unknown or null -> 0) as float32."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)) and (
-            pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-            or pa.types.is_integer(values.type)):
+        pa.types.is_string(values.type)
+        or pa.types.is_large_string(values.type)
+        or pa.types.is_integer(values.type)
+    ):
         idx = pc.index_in(pc.cast(values, pa.string()), value_set=pa.array(vocab, pa.string()))
-        return np.asarray(pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False), dtype=np.float32)
+        return np.asarray(
+            pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False), dtype=np.float32
+        )
     if isinstance(values, (pa.Array, pa.ChunkedArray, pd.Series, np.ndarray)):
-        values = values.tolist() if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values.to_pylist()
+        values = (
+            values.tolist()
+            if not isinstance(values, (pa.Array, pa.ChunkedArray))
+            else values.to_pylist()
+        )
     lookup = {v: i + 1 for i, v in enumerate(vocab)}
-    return np.fromiter((lookup.get(category_key(v), 0) for v in values), dtype=np.float32, count=len(values))
+    return np.fromiter(
+        (lookup.get(category_key(v), 0) for v in values), dtype=np.float32, count=len(values)
+    )
 
 
 def encode_frame(spec: ModelSpec, data: Any) -> np.ndarray:
@@ -129,7 +157,10 @@ class EncodeBatch:
         self.spec, self.label = spec, label
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
-        return {"x": encode_frame(self.spec, batch), "y": label_array(batch.column(self.label), self.label)}
+        return {
+            "x": encode_frame(self.spec, batch),
+            "y": label_array(batch.column(self.label), self.label),
+        }
 
 
 # -- statistics --------------------------------------------------------------------
@@ -154,13 +185,25 @@ class FeatureStats:
         return math.sqrt(var) if var > 1e-12 else 1.0
 
 
-def partial_stats(batch: pa.Table, numeric: Sequence[str], categorical: Sequence[str]) -> dict[str, Any]:
+def partial_stats(
+    batch: pa.Table, numeric: Sequence[str], categorical: Sequence[str]
+) -> dict[str, Any]:
     """Sums, squared sums, non-null counts and value counts of one block (merged by :func:`merge_stats`)."""
-    part: dict[str, Any] = {"rows": batch.num_rows, "count": {}, "total": {}, "total_sq": {}, "values": {}}
+    part: dict[str, Any] = {
+        "rows": batch.num_rows,
+        "count": {},
+        "total": {},
+        "total_sq": {},
+        "values": {},
+    }
     for c in numeric:
         x = _numeric(batch.column(c), c)
         x = x[~np.isnan(x)]
-        part["count"][c], part["total"][c], part["total_sq"][c] = int(x.size), float(x.sum()), float((x * x).sum())
+        part["count"][c], part["total"][c], part["total_sq"][c] = (
+            int(x.size),
+            float(x.sum()),
+            float((x * x).sum()),
+        )
     for c in categorical:
         part["values"][c] = value_counts(batch.column(c))
     return part
@@ -182,9 +225,19 @@ def merge_stats(parts: Sequence[Mapping[str, Any]]) -> FeatureStats:
     return out
 
 
-def spec_from_stats(stats: FeatureStats, numeric: Sequence[str], categorical: Sequence[str], *,
-                    hidden: list[int], embedding_dim: int, dropout: float, feature_refs: Sequence[str] = (),
-                    label: str = "clicked", label_time: str = "event_time", max_vocab: int = MAX_VOCAB) -> ModelSpec:
+def spec_from_stats(
+    stats: FeatureStats,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    hidden: list[int],
+    embedding_dim: int,
+    dropout: float,
+    feature_refs: Sequence[str] = (),
+    label: str = "clicked",
+    label_time: str = "event_time",
+    max_vocab: int = MAX_VOCAB,
+) -> ModelSpec:
     """A :class:`ModelSpec` whose normalization and vocabularies come from ``stats``.
 
     A null numeric input is filled with the training mean (0 after normalization);
@@ -196,7 +249,16 @@ def spec_from_stats(stats: FeatureStats, numeric: Sequence[str], categorical: Se
         top = sorted(counts, key=lambda k: (-counts[k], k))[:max_vocab]
         vocab[c] = sorted(top)
     return ModelSpec(
-        numeric=list(numeric), categorical=list(categorical), vocab=vocab,
-        means=[stats.mean(c) for c in numeric], stds=[stats.std(c) for c in numeric],
-        fills=[stats.mean(c) for c in numeric], hidden=list(hidden), embedding_dim=embedding_dim,
-        dropout=dropout, feature_refs=list(feature_refs), label=label, label_time=label_time)
+        numeric=list(numeric),
+        categorical=list(categorical),
+        vocab=vocab,
+        means=[stats.mean(c) for c in numeric],
+        stds=[stats.std(c) for c in numeric],
+        fills=[stats.mean(c) for c in numeric],
+        hidden=list(hidden),
+        embedding_dim=embedding_dim,
+        dropout=dropout,
+        feature_refs=list(feature_refs),
+        label=label,
+        label_time=label_time,
+    )

@@ -41,11 +41,31 @@ class ShardReader:
         device: where the tensors live.
     """
 
-    def __init__(self, shard: Any, batch_size: int, *, per_read: int = 32, prefetch: int = 2, shuffle: bool = True,
-                 shuffle_rows: int = 0, cache_bytes: int = 0, seed: int = 0,
-                 device: torch.device | None = None) -> None:
-        self.shard, self.batch_size, self.per_read, self.prefetch = shard, batch_size, per_read, prefetch
-        self.shuffle, self.shuffle_rows, self.cache_bytes, self.seed = shuffle, shuffle_rows, cache_bytes, seed
+    def __init__(
+        self,
+        shard: Any,
+        batch_size: int,
+        *,
+        per_read: int = 32,
+        prefetch: int = 2,
+        shuffle: bool = True,
+        shuffle_rows: int = 0,
+        cache_bytes: int = 0,
+        seed: int = 0,
+        device: torch.device | None = None,
+    ) -> None:
+        self.shard, self.batch_size, self.per_read, self.prefetch = (
+            shard,
+            batch_size,
+            per_read,
+            prefetch,
+        )
+        self.shuffle, self.shuffle_rows, self.cache_bytes, self.seed = (
+            shuffle,
+            shuffle_rows,
+            cache_bytes,
+            seed,
+        )
         self.device = device or torch.device("cpu")
         self.cached: Batch | None = None
 
@@ -66,16 +86,22 @@ class ShardReader:
         if not self.shuffle:
             yield from zip(x.split(self.batch_size), y.split(self.batch_size))
             return
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self._epoch_seed(epoch))).to(x.device)
+        order = torch.randperm(
+            len(y), generator=torch.Generator().manual_seed(self._epoch_seed(epoch))
+        ).to(x.device)
         for idx in order.split(self.batch_size):
             yield x[idx], y[idx]
 
     def _stream(self, epoch: int) -> Iterator[Batch]:
         buffered = self.shuffle and self.shuffle_rows > 0
         reads = self.shard.iter_torch_batches(
-            batch_size=self.batch_size * self.per_read, dtypes=torch.float32, device=self.device,
-            prefetch_batches=self.prefetch, local_shuffle_buffer_size=self.shuffle_rows if buffered else None,
-            local_shuffle_seed=self._epoch_seed(epoch) if buffered else None)
+            batch_size=self.batch_size * self.per_read,
+            dtypes=torch.float32,
+            device=self.device,
+            prefetch_batches=self.prefetch,
+            local_shuffle_buffer_size=self.shuffle_rows if buffered else None,
+            local_shuffle_seed=self._epoch_seed(epoch) if buffered else None,
+        )
         kept: list[Batch] | None = [] if self.cache_bytes > 0 else None
         size = 0
         for chunk in reads:
@@ -104,5 +130,7 @@ def concat(parts: list[torch.Tensor]) -> torch.Tensor:
     if parts[0].device.type != "cpu":
         return torch.cat(parts)
     shape = (sum(len(p) for p in parts), *parts[0].shape[1:])
-    out = torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=parts[0].dtype).numpy().dtype))
+    out = torch.from_numpy(
+        np.empty(shape, dtype=torch.empty(0, dtype=parts[0].dtype).numpy().dtype)
+    )
     return torch.cat(parts, out=out)

@@ -42,8 +42,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     seed = int(config.get("seed", 0))
-    reads = {"per_read": int(config.get("batches_per_read", 32)), "prefetch": int(config.get("prefetch_batches", 2)),
-             "cache_bytes": int(float(config.get("cache_shard_mb", 0)) * 2**20)}
+    reads = {
+        "per_read": int(config.get("batches_per_read", 32)),
+        "prefetch": int(config.get("prefetch_batches", 2)),
+        "cache_bytes": int(float(config.get("cache_shard_mb", 0)) * 2**20),
+    }
     spec = spec_for(config)
     torch.manual_seed(seed + rank)
     if config.get("torch_threads"):
@@ -56,35 +59,63 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state = latest_checkpoint_state()
     if state is not None:
         model.load_state_dict(state["model"])
-    net = ray.train.torch.prepare_model(Logits(model))  # moves to the device; wraps in DDP when world > 1
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
-                                  weight_decay=float(config.get("weight_decay", 0.0)))
+    net = ray.train.torch.prepare_model(
+        Logits(model)
+    )  # moves to the device; wraps in DDP when world > 1
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=float(config["lr"]),
+        weight_decay=float(config.get("weight_decay", 0.0)),
+    )
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])  # after the move: state follows the parameters' device
+        optimizer.load_state_dict(
+            state["optimizer"]
+        )  # after the move: state follows the parameters' device
     restored_from = int(state["epoch"]) if state is not None else -1
 
     # -- data: this worker's shard of the train slice, all of the validation slice
     #    (kept in memory after the first pass when they fit the cache budget)
-    train_data = ShardReader(ray.train.get_dataset_shard("train"), batch_size, device=device, seed=seed * 1000 + rank,
-                             shuffle_rows=int(config.get("local_shuffle_rows", 0)), **reads)
-    val_data = ShardReader(ray.train.get_dataset_shard("validation"), max(batch_size, 4096), device=device,
-                           shuffle=False, **reads)
+    train_data = ShardReader(
+        ray.train.get_dataset_shard("train"),
+        batch_size,
+        device=device,
+        seed=seed * 1000 + rank,
+        shuffle_rows=int(config.get("local_shuffle_rows", 0)),
+        **reads,
+    )
+    val_data = ShardReader(
+        ray.train.get_dataset_shard("validation"),
+        max(batch_size, 4096),
+        device=device,
+        shuffle=False,
+        **reads,
+    )
 
     for epoch in range(restored_from + 1, epochs):
         started, cpu_started = time.perf_counter(), time.process_time()
         train_loss, seen = train_epoch(net, optimizer, train_data.epoch(epoch), device)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         val_loss, val_auc = validate(net, val_data.epoch(epoch))
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc,
-                   "samples": seen * world, "epoch_seconds": seconds, "epoch_cpu_seconds": cpu_seconds,
-                   "samples_per_s": seen * world / seconds, "cached_rows": train_data.cached_rows,
-                   "restored_from_epoch": restored_from, "world_size": world,
-                   "placement_group": placement_group.id.hex() if placement_group else ""}
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_auc": val_auc,
+            "samples": seen * world,
+            "epoch_seconds": seconds,
+            "epoch_cpu_seconds": cpu_seconds,
+            "samples_per_s": seen * world / seconds,
+            "cached_rows": train_data.cached_rows,
+            "restored_from_epoch": restored_from,
+            "world_size": world,
+            "placement_group": placement_group.id.hex() if placement_group else "",
+        }
         report(metrics, model, optimizer, spec, epoch, rank)
 
 
-def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Any,
-                device: torch.device) -> tuple[float, int]:
+def train_epoch(
+    net: nn.Module, optimizer: torch.optim.Optimizer, batches: Any, device: torch.device
+) -> tuple[float, int]:
     """One pass of SGD steps; returns the mean training loss and the rows seen by this worker."""
     net.train()
     loss_fn = nn.BCEWithLogitsLoss()
@@ -102,10 +133,16 @@ def train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches: Any,
 def spec_for(config: dict[str, Any]) -> ModelSpec:
     """The spec from the driver with this trial's architecture hyperparameters applied."""
     spec = ModelSpec.from_dict(config["spec"])
-    width, layers = int(config.get("width", spec.hidden[0] if spec.hidden else 64)), int(config.get("layers", 2))
-    return replace(spec, hidden=[max(width // 2**i, 4) for i in range(layers)],
-                   embedding_dim=int(config.get("embedding_dim", spec.embedding_dim)),
-                   dropout=float(config.get("dropout", spec.dropout)))
+    width, layers = (
+        int(config.get("width", spec.hidden[0] if spec.hidden else 64)),
+        int(config.get("layers", 2)),
+    )
+    return replace(
+        spec,
+        hidden=[max(width // 2**i, 4) for i in range(layers)],
+        embedding_dim=int(config.get("embedding_dim", spec.embedding_dim)),
+        dropout=float(config.get("dropout", spec.dropout)),
+    )
 
 
 class Logits(nn.Module):
@@ -133,7 +170,9 @@ def latest_checkpoint_state() -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def validate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+def validate(
+    net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[float, float]:
     """Log loss and AUC over the whole validation set (every worker reads all of it); ``net`` returns logits."""
     net.eval()
     scores, labels = [], []
@@ -146,16 +185,28 @@ def validate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]
     return log_loss(y, p), roc_auc(y, p)
 
 
-def report(metrics: dict[str, Any], model: CTRModel, optimizer: torch.optim.Optimizer, spec: ModelSpec,
-           epoch: int, rank: int) -> None:
+def report(
+    metrics: dict[str, Any],
+    model: CTRModel,
+    optimizer: torch.optim.Optimizer,
+    spec: ModelSpec,
+    epoch: int,
+    rank: int,
+) -> None:
     """``ray.train.report`` the epoch's metrics; rank 0 attaches the checkpoint (weights are equal on all ranks)."""
     if rank != 0:
         ray.train.report(metrics)
         return
     with tempfile.TemporaryDirectory() as d:
-        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "optimizer": optimizer.state_dict(), "epoch": epoch, "spec": spec.to_dict()},
-                   os.path.join(d, CHECKPOINT_FILE))
+        torch.save(
+            {
+                "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "spec": spec.to_dict(),
+            },
+            os.path.join(d, CHECKPOINT_FILE),
+        )
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 

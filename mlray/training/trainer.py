@@ -55,15 +55,31 @@ def loop_config(cfg: TrainConfig, spec: ModelSpec, params: dict[str, Any]) -> di
     """The ``train_loop_config`` of one run: spec, hyperparameters, epochs, batch size, seed."""
     hp = {k: params.get(k, getattr(cfg.model, k)) for k in HYPERPARAMETERS}
     t = cfg.training
-    return {"spec": spec.to_dict(), **hp, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
-            "local_shuffle_rows": t.local_shuffle_rows, "prefetch_batches": t.prefetch_batches,
-            "batches_per_read": t.batches_per_read, "cache_shard_mb": t.cache_shard_mb,
-            "torch_threads": t.threads_per_worker()}
+    return {
+        "spec": spec.to_dict(),
+        **hp,
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "seed": t.seed,
+        "local_shuffle_rows": t.local_shuffle_rows,
+        "prefetch_batches": t.prefetch_batches,
+        "batches_per_read": t.batches_per_read,
+        "cache_shard_mb": t.cache_shard_mb,
+        "torch_threads": t.threads_per_worker(),
+    }
 
 
-def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
-                 storage_path: str, name: str, params: dict[str, Any] | None = None,
-                 callbacks: list[Any] | None = None) -> TorchTrainer:
+def make_trainer(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    train: ray.data.Dataset,
+    validation: ray.data.Dataset,
+    *,
+    storage_path: str,
+    name: str,
+    params: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
+) -> TorchTrainer:
     """A ``TorchTrainer`` with ``cfg.training``'s workers, checkpoints kept, failures retried from the last one.
 
     With several workers only ``train`` is split between them; every worker reads all
@@ -77,11 +93,17 @@ def make_trainer(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, val
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config(cfg, spec, params or {}),
-        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=storage_path, callbacks=callbacks,
-                             failure_config=FailureConfig(max_failures=t.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=None),
-                             logging_config=LoggingConfig(log_level=t.log_level)),
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            callbacks=callbacks,
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=None),
+            logging_config=LoggingConfig(log_level=t.log_level),
+        ),
         datasets={"train": train, "validation": validation},
         # One worker reads the whole train slice: no split, so no split coordinator to start and feed each epoch.
         dataset_config=DataConfig(datasets_to_split=["train"] if t.num_workers > 1 else []),
@@ -96,8 +118,10 @@ def fit(trainer: TorchTrainer) -> Result:
     either, every worker's every pass over its shard draws one more bar on the
     driver's console; the epoch reports already say how far training is.
     """
-    contexts = [ray.data.DataContext.get_current(),
-                *(ds.context for ds in trainer.datasets.values() if isinstance(ds, ray.data.Dataset))]
+    contexts = [
+        ray.data.DataContext.get_current(),
+        *(ds.context for ds in trainer.datasets.values() if isinstance(ds, ray.data.Dataset)),
+    ]
     shown = [c.enable_progress_bars for c in contexts]
     for c in contexts:
         c.enable_progress_bars = False
@@ -108,8 +132,17 @@ def fit(trainer: TorchTrainer) -> Result:
             c.enable_progress_bars = on
 
 
-def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
-               storage_path: str, name: str, metric: str = "val_auc", mode: str = "max") -> TrainOutcome:
+def train_once(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    train: ray.data.Dataset,
+    validation: ray.data.Dataset,
+    *,
+    storage_path: str,
+    name: str,
+    metric: str = "val_auc",
+    mode: str = "max",
+) -> TrainOutcome:
     """Train with the configured hyperparameters (no tuning); the best epoch by ``metric`` wins.
 
     Raises:
@@ -119,21 +152,32 @@ def train_once(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     try:
         result = fit(trainer)
     except Exception as e:
-        raise TrainingFailed(f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
-                         f"Its checkpoints and logs are under {storage_path}/{name}.") from e
+        raise TrainingFailed(
+            f"Training run {name!r} failed after {cfg.training.max_failures} restarts: {e}. "
+            f"Its checkpoints and logs are under {storage_path}/{name}."
+        ) from e
     rows = [dict(m, checkpoint_path=c.path) for c, m in (result.best_checkpoints or [])]
     if not rows:
-        raise TrainingFailed(f"Training run {name!r} finished without a checkpoint; see {storage_path}/{name}.")
+        raise TrainingFailed(
+            f"Training run {name!r} finished without a checkpoint; see {storage_path}/{name}."
+        )
     best = best_row(rows, metric, mode)
     params = {k: getattr(cfg.model, k) for k in HYPERPARAMETERS}
-    return TrainOutcome(best["checkpoint_path"], best, sorted(rows, key=lambda r: r.get("epoch", 0)), params)
+    return TrainOutcome(
+        best["checkpoint_path"], best, sorted(rows, key=lambda r: r.get("epoch", 0)), params
+    )
 
 
 def best_row(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any]:
     """The row with the best ``metric`` (NaN counts as worst); ties go to the later epoch."""
+
     def key(r: dict[str, Any]) -> tuple[float, int]:
         v = r.get(metric, float("nan"))
-        v = float("-inf") if v is None or (isinstance(v, float) and math.isnan(v)) else (v if mode == "max" else -v)
+        v = (
+            float("-inf")
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else (v if mode == "max" else -v)
+        )
         return v, int(r.get("epoch", 0))
 
     return max(rows, key=key)

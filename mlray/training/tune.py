@@ -53,12 +53,28 @@ def _dimension(d: SearchDim) -> Any:
     return tune.choice(list(d.values or []))
 
 
-def _trial(config: dict[str, Any], *, cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset,
-           validation: ray.data.Dataset, storage_path: str, name: str) -> None:
+def _trial(
+    config: dict[str, Any],
+    *,
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    train: ray.data.Dataset,
+    validation: ray.data.Dataset,
+    storage_path: str,
+    name: str,
+) -> None:
     """One trial: a full Ray Train run whose epoch reports go to Tune."""
     trial_id = tune.get_context().get_trial_id()
-    trainer = make_trainer(cfg, spec, train, validation, storage_path=storage_path, name=f"{name}-{trial_id}",
-                           params=config, callbacks=[TuneReportCallback()])
+    trainer = make_trainer(
+        cfg,
+        spec,
+        train,
+        validation,
+        storage_path=storage_path,
+        name=f"{name}-{trial_id}",
+        params=config,
+        callbacks=[TuneReportCallback()],
+    )
     fit(trainer)
 
 
@@ -100,8 +116,15 @@ def release_placement_group(pg_hex: str) -> bool:
     return False
 
 
-def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, validation: ray.data.Dataset, *,
-               storage_path: str, name: str) -> TrainOutcome:
+def tune_model(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    train: ray.data.Dataset,
+    validation: ray.data.Dataset,
+    *,
+    storage_path: str,
+    name: str,
+) -> TrainOutcome:
     """Search the configured space; the best epoch of the best trial (by ``tune.metric``) wins.
 
     Raises:
@@ -109,18 +132,40 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     """
     metric, mode = cfg.tune.metric, cfg.tune.mode
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, cfg=cfg, spec=spec, train=train, validation=validation,
-                             storage_path=storage_path, name=name), TRIAL_DRIVER_RESOURCES)
-    scheduler = ASHAScheduler(max_t=cfg.training.epochs, grace_period=min(cfg.tune.grace_period, cfg.training.epochs),
-                              reduction_factor=cfg.tune.reduction_factor, stop_last_trials=False)
+        tune.with_parameters(
+            _trial,
+            cfg=cfg,
+            spec=spec,
+            train=train,
+            validation=validation,
+            storage_path=storage_path,
+            name=name,
+        ),
+        TRIAL_DRIVER_RESOURCES,
+    )
+    scheduler = ASHAScheduler(
+        max_t=cfg.training.epochs,
+        grace_period=min(cfg.tune.grace_period, cfg.training.epochs),
+        reduction_factor=cfg.tune.reduction_factor,
+        stop_last_trials=False,
+    )
     tuner = tune.Tuner(
-        trainable, param_space=search_space(cfg),
-        tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=scheduler,
-                                    search_alg=OptunaSearch(seed=cfg.training.seed),
-                                    num_samples=cfg.tune.num_samples,
-                                    max_concurrent_trials=cfg.tune.max_concurrent_trials),
-        run_config=tune.RunConfig(name=f"{name}-tune", storage_path=storage_path, verbose=0,
-                                  callbacks=[ReleaseStoppedTrials()]),
+        trainable,
+        param_space=search_space(cfg),
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            scheduler=scheduler,
+            search_alg=OptunaSearch(seed=cfg.training.seed),
+            num_samples=cfg.tune.num_samples,
+            max_concurrent_trials=cfg.tune.max_concurrent_trials,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{name}-tune",
+            storage_path=storage_path,
+            verbose=0,
+            callbacks=[ReleaseStoppedTrials()],
+        ),
     )
     grid = tuner.fit()
     trials = [_trial_summary(r) for r in grid]
@@ -128,8 +173,10 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
     if not candidates:
         errors = [str(r.error) for r in grid if r.error]
         why = ": " + errors[0] if errors else " to report a checkpoint"
-        raise TrainingFailed(f"All {len(trials)} tuning trials of {name!r} failed{why}; "
-                             f"see {storage_path}/{name}-tune.")
+        raise TrainingFailed(
+            f"All {len(trials)} tuning trials of {name!r} failed{why}; "
+            f"see {storage_path}/{name}-tune."
+        )
     best = best_row(candidates, metric, mode)
     chosen = next(t for t in trials if any(r is best for r in t["history"]))
     return TrainOutcome(best["checkpoint_path"], best, chosen["history"], chosen["params"], trials)
@@ -137,8 +184,18 @@ def tune_model(cfg: TrainConfig, spec: ModelSpec, train: ray.data.Dataset, valid
 
 def _trial_summary(result: Any) -> dict[str, Any]:
     df = result.metrics_dataframe
-    history = [] if df is None else [{k: v for k, v in row.items() if k != "config" and not k.startswith("config/")}
-                                     for row in df.to_dict("records")]
+    history = (
+        []
+        if df is None
+        else [
+            {k: v for k, v in row.items() if k != "config" and not k.startswith("config/")}
+            for row in df.to_dict("records")
+        ]
+    )
     params = {k: (result.config or {}).get(k) for k in HYPERPARAMETERS}
-    return {"params": params, "history": history, "error": str(result.error) if result.error else None,
-            "trial_id": (result.metrics or {}).get("trial_id")}
+    return {
+        "params": params,
+        "history": history,
+        "error": str(result.error) if result.error else None,
+        "trial_id": (result.metrics or {}).get("trial_id"),
+    }

@@ -90,10 +90,17 @@ class Distribution:
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> Distribution:
         try:
-            return cls(kind=body["kind"], proportions=list(body["proportions"]), edges=list(body.get("edges", [])),
-                       categories=list(body.get("categories", [])), count=int(body.get("count", 0)))
+            return cls(
+                kind=body["kind"],
+                proportions=list(body["proportions"]),
+                edges=list(body.get("edges", [])),
+                categories=list(body.get("categories", [])),
+                count=int(body.get("count", 0)),
+            )
         except KeyError as e:
-            raise ConfigError(f"Reference distribution lacks {e}; it must have 'kind' and 'proportions'.") from e
+            raise ConfigError(
+                f"Reference distribution lacks {e}; it must have 'kind' and 'proportions'."
+            ) from e
 
 
 def numeric_bins(sample: np.ndarray, bins: int) -> Distribution:
@@ -107,7 +114,9 @@ def numeric_bins(sample: np.ndarray, bins: int) -> Distribution:
     return Distribution("numeric", [], sorted({float(q) for q in qs}))
 
 
-def categorical_bins(counts: Mapping[str, int], max_categories: int = MAX_CATEGORIES) -> Distribution:
+def categorical_bins(
+    counts: Mapping[str, int], max_categories: int = MAX_CATEGORIES
+) -> Distribution:
     """An empty categorical distribution over the most frequent categories."""
     top = sorted(counts, key=lambda k: (-counts[k], k))[:max_categories]
     return Distribution("categorical", [], categories=sorted(top))
@@ -131,14 +140,20 @@ class Reference:
     rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": {k: d.to_dict() for k, d in self.features.items()},
-                "score": self.score.to_dict() if self.score else None, "rows": self.rows}
+        return {
+            "features": {k: d.to_dict() for k, d in self.features.items()},
+            "score": self.score.to_dict() if self.score else None,
+            "rows": self.rows,
+        }
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> Reference:
         score = body.get("score")
-        return cls({k: Distribution.from_dict(d) for k, d in body.get("features", {}).items()},
-                   Distribution.from_dict(score) if score else None, int(body.get("rows", 0)))
+        return cls(
+            {k: Distribution.from_dict(d) for k, d in body.get("features", {}).items()},
+            Distribution.from_dict(score) if score else None,
+            int(body.get("rows", 0)),
+        )
 
 
 def score_distribution(scores: np.ndarray, bins: int = 10) -> Distribution:
@@ -163,7 +178,11 @@ def category_key(value: Any) -> str | None:
 
 def value_counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
     """Counts of each non-null value, keyed by :func:`category_key`."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_integer(column.type):
+    if (
+        pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_integer(column.type)
+    ):
         vc = pc.value_counts(pc.drop_null(pc.cast(column, pa.string())))
         return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
     keys = pd.Series([category_key(v) for v in column.to_pylist()], dtype=object).dropna()

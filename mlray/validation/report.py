@@ -63,8 +63,11 @@ class ValidationReport:
         """Raise :class:`ValidationFailed` (carrying this report as a dict) when a check failed."""
         if self.failed:
             names = ", ".join(c.name for c in self.failed)
-            raise ValidationFailed(f"Training data validation failed ({names}): {self.summary()}. Nothing was "
-                                   "trained or registered; the champion is unchanged.", self.to_dict())
+            raise ValidationFailed(
+                f"Training data validation failed ({names}): {self.summary()}. Nothing was "
+                "trained or registered; the champion is unchanged.",
+                self.to_dict(),
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,26 +83,47 @@ class ValidationReport:
         verdict = "PASSED" if self.passed else "FAILED"
         reference = html.escape(self.reference or "none (first run)")
         color = _COLORS["pass" if self.passed else "fail"]
-        rows = "".join(f"<tr><td>{html.escape(c.name)}</td><td style='color:{_COLORS[c.status]}'><b>{c.status}"
-                       f"</b></td><td>{html.escape(c.detail)}</td></tr>" for c in self.checks)
-        parts = [f"<html><head><meta charset='utf-8'><title>Training data validation</title>{_STYLE}</head><body>",
-                 f"<h1>Training data validation: <span style='color:{color}'>{verdict}</span></h1>",
-                 (f"<p>{self.rows:,} rows; {len(self.checks)} checks, {len(self.failed)} failed, "
-                  f"{len(self.warnings)} warnings. Reference: {reference}.</p>"),
-                 f"<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>detail</th></tr>{rows}</table>"]
+        rows = "".join(
+            f"<tr><td>{html.escape(c.name)}</td><td style='color:{_COLORS[c.status]}'><b>{c.status}"
+            f"</b></td><td>{html.escape(c.detail)}</td></tr>"
+            for c in self.checks
+        )
+        parts = [
+            f"<html><head><meta charset='utf-8'><title>Training data validation</title>{_STYLE}</head><body>",
+            f"<h1>Training data validation: <span style='color:{color}'>{verdict}</span></h1>",
+            (
+                f"<p>{self.rows:,} rows; {len(self.checks)} checks, {len(self.failed)} failed, "
+                f"{len(self.warnings)} warnings. Reference: {reference}.</p>"
+            ),
+            f"<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>detail</th></tr>{rows}</table>",
+        ]
         if self.psi:
-            parts.append(f"<h2>Distribution shift (PSI)</h2><img alt='PSI per feature' src='data:image/png;base64,"
-                         f"{self.psi_png()}'/>")
-            parts.append("<table><tr><th>feature</th><th>PSI</th><th>null rate</th></tr>" + "".join(
-                f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{self.null_rates.get(k, 0):.2%}</td></tr>"
-                for k, v in sorted(self.psi.items(), key=lambda kv: -kv[1])) + "</table>")
+            parts.append(
+                f"<h2>Distribution shift (PSI)</h2><img alt='PSI per feature' src='data:image/png;base64,"
+                f"{self.psi_png()}'/>"
+            )
+            parts.append(
+                "<table><tr><th>feature</th><th>PSI</th><th>null rate</th></tr>"
+                + "".join(
+                    f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{self.null_rates.get(k, 0):.2%}</td></tr>"
+                    for k, v in sorted(self.psi.items(), key=lambda kv: -kv[1])
+                )
+                + "</table>"
+            )
         else:
-            parts.append("<h2>Distribution shift (PSI)</h2><p>No reference distributions: nothing to compare.</p>")
+            parts.append(
+                "<h2>Distribution shift (PSI)</h2><p>No reference distributions: nothing to compare.</p>"
+            )
         if self.schema:
-            parts.append("<h2>Schema</h2><table><tr><th>column</th><th>type</th><th>nullable</th><th>checks</th></tr>"
-                         + "".join(f"<tr><td>{html.escape(r['column'])}</td><td>{html.escape(r['type'])}</td>"
-                                   f"<td>{r['nullable']}</td><td>{html.escape(r['checks'])}</td></tr>"
-                                   for r in self.schema) + "</table>")
+            parts.append(
+                "<h2>Schema</h2><table><tr><th>column</th><th>type</th><th>nullable</th><th>checks</th></tr>"
+                + "".join(
+                    f"<tr><td>{html.escape(r['column'])}</td><td>{html.escape(r['type'])}</td>"
+                    f"<td>{r['nullable']}</td><td>{html.escape(r['checks'])}</td></tr>"
+                    for r in self.schema
+                )
+                + "</table>"
+            )
         parts.append("</body></html>")
         return "\n".join(parts)
 
@@ -109,13 +133,23 @@ class ValidationReport:
 
         names = sorted(self.psi, key=lambda k: self.psi[k])
         values = [self.psi[k] for k in names]
-        colors = [_COLORS["fail"] if v > self.psi_fail else _COLORS["warn"] if v > self.psi_warn
-                  else _COLORS["pass"] for v in values]
+        colors = [
+            _COLORS["fail"]
+            if v > self.psi_fail
+            else _COLORS["warn"]
+            if v > self.psi_warn
+            else _COLORS["pass"]
+            for v in values
+        ]
         fig = Figure(figsize=(8, 0.3 * len(names) + 1.2))
         ax = fig.add_subplot()
         ax.barh(names, values, color=colors)
-        ax.axvline(self.psi_warn, color=_COLORS["warn"], linestyle="--", label=f"warn {self.psi_warn}")
-        ax.axvline(self.psi_fail, color=_COLORS["fail"], linestyle="--", label=f"fail {self.psi_fail}")
+        ax.axvline(
+            self.psi_warn, color=_COLORS["warn"], linestyle="--", label=f"warn {self.psi_warn}"
+        )
+        ax.axvline(
+            self.psi_fail, color=_COLORS["fail"], linestyle="--", label=f"fail {self.psi_fail}"
+        )
         ax.set_xlabel("PSI vs reference")
         ax.legend(loc="lower right")
         ax.tick_params(axis="y", labelsize=7)
@@ -125,5 +159,7 @@ class ValidationReport:
         return base64.b64encode(buf.getvalue()).decode()
 
 
-_STYLE = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}</style>")
+_STYLE = (
+    "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}</style>"
+)

@@ -30,7 +30,9 @@ def _column(f: Field) -> pdr.Column:
         checks.append(pdr.Check.ge(f.ge, error=f"{f.name} >= {f.ge}"))
     if f.le is not None:
         checks.append(pdr.Check.le(f.le, error=f"{f.name} <= {f.le}"))
-    return pdr.Column(pd.ArrowDtype(arrow_type(f.dtype)), nullable=may_be_null(f), checks=checks, required=True)
+    return pdr.Column(
+        pd.ArrowDtype(arrow_type(f.dtype)), nullable=may_be_null(f), checks=checks, required=True
+    )
 
 
 def arrow_type(t: pa.DataType) -> pa.DataType:
@@ -50,15 +52,20 @@ def derive_schema(fields: Mapping[str, Field], label: str, label_time: str) -> p
         A non-strict schema over Arrow-typed pandas frames (other columns are allowed).
     """
     columns = {name: _column(f) for name, f in fields.items()}
-    columns[label] = pdr.Column(nullable=False, checks=[pdr.Check.isin([0, 1, True, False], error=f"{label} is 0/1")],
-                                required=True)
+    columns[label] = pdr.Column(
+        nullable=False,
+        checks=[pdr.Check.isin([0, 1, True, False], error=f"{label} is 0/1")],
+        required=True,
+    )
     columns[label_time] = pdr.Column(pd.ArrowDtype(TIMESTAMP), nullable=False, required=True)
     return pdr.DataFrameSchema(columns, strict=False, name="training_set")
 
 
 def to_frame(batch: pa.Table) -> pd.DataFrame:
     """An Arrow batch as the Arrow-typed pandas frame the schema validates (large strings as strings)."""
-    casts = {i: pa.string() for i, t in enumerate(batch.schema.types) if pa.types.is_large_string(t)}
+    casts = {
+        i: pa.string() for i, t in enumerate(batch.schema.types) if pa.types.is_large_string(t)
+    }
     for i, t in casts.items():
         batch = batch.set_column(i, batch.schema.field(i).name, batch.column(i).cast(t))
     return batch.to_pandas(types_mapper=pd.ArrowDtype)
@@ -69,6 +76,12 @@ def describe_schema(schema: pdr.DataFrameSchema) -> list[dict[str, str]]:
     rows = []
     for name, col in schema.columns.items():
         checks = ", ".join(str(getattr(c, "error", None) or c.name) for c in col.checks)
-        rows.append({"column": name, "type": str(col.dtype) if col.dtype is not None else "any",
-                     "nullable": "yes" if col.nullable else "no", "checks": checks})
+        rows.append(
+            {
+                "column": name,
+                "type": str(col.dtype) if col.dtype is not None else "any",
+                "nullable": "yes" if col.nullable else "no",
+                "checks": checks,
+            }
+        )
     return rows

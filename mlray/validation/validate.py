@@ -48,14 +48,31 @@ EXAMPLES = 3
 class _Profile:
     """Per block: pandera failures, null counts, value counts, a numeric sample (JSON in one row)."""
 
-    def __init__(self, schema: pdr.DataFrameSchema, numeric: list[str], categorical: list[str], label: str,
-                 fraction: float) -> None:
-        self.schema, self.numeric, self.categorical, self.label = schema, numeric, categorical, label
+    def __init__(
+        self,
+        schema: pdr.DataFrameSchema,
+        numeric: list[str],
+        categorical: list[str],
+        label: str,
+        fraction: float,
+    ) -> None:
+        self.schema, self.numeric, self.categorical, self.label = (
+            schema,
+            numeric,
+            categorical,
+            label,
+        )
         self.fraction = fraction
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
-        part: dict[str, Any] = {"rows": batch.num_rows, "nulls": {}, "values": {}, "sample": {}, "failures": {},
-                                "positives": 0}
+        part: dict[str, Any] = {
+            "rows": batch.num_rows,
+            "nulls": {},
+            "values": {},
+            "sample": {},
+            "failures": {},
+            "positives": 0,
+        }
         names = set(batch.schema.names)
         if batch.num_rows:
             part["failures"] = _schema_failures(self.schema, batch)
@@ -66,11 +83,14 @@ class _Profile:
             if c not in names:
                 continue
             col = batch.column(c)
-            part["nulls"][c] = int(col.null_count) + (int(pc.sum(pc.is_nan(col)).as_py() or 0)
-                                                      if pa.types.is_floating(col.type) else 0)
+            part["nulls"][c] = int(col.null_count) + (
+                int(pc.sum(pc.is_nan(col)).as_py() or 0) if pa.types.is_floating(col.type) else 0
+            )
             if c in self.categorical:
                 part["values"][c] = value_counts(col)
-            elif _is_number(col.type):  # another type is the schema check's to report, not a crash here
+            elif _is_number(
+                col.type
+            ):  # another type is the schema check's to report, not a crash here
                 x = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)[keep]
                 part["sample"][c] = [float(v) for v in x[~np.isnan(x)]]
         return {"profile": np.array([json.dumps(part)], dtype=object)}
@@ -80,13 +100,20 @@ def _positives(batch: pa.Table, label: str) -> int:
     if label not in batch.schema.names:
         return 0
     y = batch.column(label)
-    if not (pa.types.is_boolean(y.type) or pa.types.is_integer(y.type) or pa.types.is_floating(y.type)):
+    if not (
+        pa.types.is_boolean(y.type) or pa.types.is_integer(y.type) or pa.types.is_floating(y.type)
+    ):
         return 0  # the schema check reports the label's type
     return int(pc.sum(pc.cast(y, pa.int64())).as_py() or 0)
 
 
 def _is_number(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_decimal(t)
+    )
 
 
 def _schema_failures(schema: pdr.DataFrameSchema, batch: pa.Table) -> dict[str, dict[str, Any]]:
@@ -97,7 +124,9 @@ def _schema_failures(schema: pdr.DataFrameSchema, batch: pa.Table) -> dict[str, 
     except pdr.errors.SchemaErrors as e:
         cases = e.failure_cases
     out: dict[str, dict[str, Any]] = {}
-    for (col, check), group in cases.groupby([cases["column"].fillna("<table>"), cases["check"].astype(str)]):
+    for (col, check), group in cases.groupby(
+        [cases["column"].fillna("<table>"), cases["check"].astype(str)]
+    ):
         examples = [None if pd.isna(v) else str(v) for v in group["failure_case"].head(EXAMPLES)]
         out[f"{col}: {check}"] = {"count": len(group), "examples": examples}
     return out
@@ -128,7 +157,14 @@ class _Histograms:
 
 
 def _merge_profiles(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {"rows": 0, "positives": 0, "nulls": {}, "values": {}, "sample": {}, "failures": {}}
+    total: dict[str, Any] = {
+        "rows": 0,
+        "positives": 0,
+        "nulls": {},
+        "values": {},
+        "sample": {},
+        "failures": {},
+    }
     for row in rows:
         p = json.loads(row["profile"])
         total["rows"] += p["rows"]
@@ -148,10 +184,17 @@ def _merge_profiles(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def validate_training_set(ds: ray.data.Dataset, fields: Mapping[str, Field], *, label: str, label_time: str,
-                          config: ValidationConfig, categorical: Sequence[str] = (),
-                          reference: Reference | None = None,
-                          reference_name: str | None = None) -> tuple[ValidationReport, Reference]:
+def validate_training_set(
+    ds: ray.data.Dataset,
+    fields: Mapping[str, Field],
+    *,
+    label: str,
+    label_time: str,
+    config: ValidationConfig,
+    categorical: Sequence[str] = (),
+    reference: Reference | None = None,
+    reference_name: str | None = None,
+) -> tuple[ValidationReport, Reference]:
     """Run every check on a training set; build the reference distributions a new model would store.
 
     Args:
@@ -167,33 +210,54 @@ def validate_training_set(ds: ray.data.Dataset, fields: Mapping[str, Field], *, 
         The report (``report.passed`` says whether training may go on) and this
         training set's own reference distributions.
     """
-    cats = [c for c in fields if c in set(categorical) or pa.types.is_string(fields[c].dtype)
-            or pa.types.is_large_string(fields[c].dtype)]
+    cats = [
+        c
+        for c in fields
+        if c in set(categorical)
+        or pa.types.is_string(fields[c].dtype)
+        or pa.types.is_large_string(fields[c].dtype)
+    ]
     nums = [c for c in fields if c not in cats]
     schema = derive_schema(fields, label, label_time)
     total = ds.count()
     fraction = min(1.0, SAMPLE_ROWS / max(total, 1))
-    profile = _merge_profiles(ds.map_batches(_Profile(schema, nums, cats, label, fraction), batch_format="pyarrow",
-                                             batch_size=None).take_all())
-    bins = {c: numeric_bins(np.asarray(profile["sample"].get(c, []), dtype=np.float64), config.psi_bins)
-            for c in nums}
+    profile = _merge_profiles(
+        ds.map_batches(
+            _Profile(schema, nums, cats, label, fraction), batch_format="pyarrow", batch_size=None
+        ).take_all()
+    )
+    bins = {
+        c: numeric_bins(np.asarray(profile["sample"].get(c, []), dtype=np.float64), config.psi_bins)
+        for c in nums
+    }
     bins.update({c: categorical_bins(profile["values"].get(c, {})) for c in cats})
     dists = {f"new/{c}": d for c, d in bins.items()}
     if reference is not None:
         dists.update({f"ref/{c}": d for c, d in reference.features.items() if c in fields})
-    counts = _sum_counts(ds.map_batches(_Histograms(dists), batch_format="pyarrow", batch_size=None).take_all())
-    new_ref = Reference({c: d.with_counts(counts.get(f"new/{c}", np.zeros(d.num_bins))) for c, d in bins.items()},
-                        rows=profile["rows"])
+    counts = _sum_counts(
+        ds.map_batches(_Histograms(dists), batch_format="pyarrow", batch_size=None).take_all()
+    )
+    new_ref = Reference(
+        {c: d.with_counts(counts.get(f"new/{c}", np.zeros(d.num_bins))) for c, d in bins.items()},
+        rows=profile["rows"],
+    )
     psis = {}
     if reference is not None:
         for c, d in reference.features.items():
             if f"ref/{c}" in counts:
                 psis[c] = psi(d.proportions, d.with_counts(counts[f"ref/{c}"]).proportions)
     checks = _checks(profile, fields, label, config, psis, reference is not None, reference_name)
-    report = ValidationReport(checks=checks, rows=profile["rows"], psi=psis,
-                              null_rates={c: profile["nulls"].get(c, 0) / max(profile["rows"], 1) for c in fields},
-                              failures=profile["failures"], schema=describe_schema(schema),
-                              reference=reference_name, psi_warn=config.psi_warn, psi_fail=config.psi_fail)
+    report = ValidationReport(
+        checks=checks,
+        rows=profile["rows"],
+        psi=psis,
+        null_rates={c: profile["nulls"].get(c, 0) / max(profile["rows"], 1) for c in fields},
+        failures=profile["failures"],
+        schema=describe_schema(schema),
+        reference=reference_name,
+        psi_warn=config.psi_warn,
+        psi_fail=config.psi_fail,
+    )
     return report, new_ref
 
 
@@ -209,34 +273,75 @@ def _sum_counts(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 def null_limit(config: ValidationConfig, column: str) -> float:
     """The null-rate limit of a column, looked up by column name or by its ``view:feature`` ref."""
     ref = column.replace("__", ":", 1)
-    return config.max_null_rate.get(column, config.max_null_rate.get(ref, config.default_max_null_rate))
+    return config.max_null_rate.get(
+        column, config.max_null_rate.get(ref, config.default_max_null_rate)
+    )
 
 
-def _checks(profile: dict[str, Any], fields: Mapping[str, Field], label: str, config: ValidationConfig,
-            psis: dict[str, float], has_reference: bool, reference_name: str | None) -> list[CheckResult]:
+def _checks(
+    profile: dict[str, Any],
+    fields: Mapping[str, Field],
+    label: str,
+    config: ValidationConfig,
+    psis: dict[str, float],
+    has_reference: bool,
+    reference_name: str | None,
+) -> list[CheckResult]:
     rows = profile["rows"]
-    checks = [CheckResult("rows", "pass" if rows >= config.min_rows else "fail",
-                          f"{rows:,} rows (minimum {config.min_rows:,})")]
+    checks = [
+        CheckResult(
+            "rows",
+            "pass" if rows >= config.min_rows else "fail",
+            f"{rows:,} rows (minimum {config.min_rows:,})",
+        )
+    ]
     fails = profile["failures"]
-    detail = "; ".join(f"{k} ({v['count']:,} rows, e.g. {v['examples']})" for k, v in sorted(fails.items()))
-    checks.append(CheckResult("schema", "fail" if fails else "pass",
-                              detail or f"{len(fields)} features: types, nullability and ranges as declared"))
+    detail = "; ".join(
+        f"{k} ({v['count']:,} rows, e.g. {v['examples']})" for k, v in sorted(fails.items())
+    )
+    checks.append(
+        CheckResult(
+            "schema",
+            "fail" if fails else "pass",
+            detail or f"{len(fields)} features: types, nullability and ranges as declared",
+        )
+    )
     pos = profile["positives"]
-    checks.append(CheckResult("label classes", "pass" if 0 < pos < rows else "fail",
-                              f"{pos:,} positive of {rows:,} in {label!r}; both classes are needed"))
+    checks.append(
+        CheckResult(
+            "label classes",
+            "pass" if 0 < pos < rows else "fail",
+            f"{pos:,} positive of {rows:,} in {label!r}; both classes are needed",
+        )
+    )
     for c in fields:
         rate, limit = profile["nulls"].get(c, 0) / max(rows, 1), null_limit(config, c)
-        checks.append(CheckResult(f"null rate {c}", "pass" if rate <= limit else "fail",
-                                  f"{rate:.2%} null (limit {limit:.2%}; set validation.max_null_rate to change)"))
+        checks.append(
+            CheckResult(
+                f"null rate {c}",
+                "pass" if rate <= limit else "fail",
+                f"{rate:.2%} null (limit {limit:.2%}; set validation.max_null_rate to change)",
+            )
+        )
     if not has_reference:
-        checks.append(CheckResult("drift", "pass", "no champion yet: no reference to compare with (first run)"))
+        checks.append(
+            CheckResult(
+                "drift", "pass", "no champion yet: no reference to compare with (first run)"
+            )
+        )
     for c, value in sorted(psis.items()):
         status = "pass"
         if value > config.psi_fail:
             status = "warn" if config.allow_drift else "fail"
         elif value > config.psi_warn:
             status = "warn"
-        checks.append(CheckResult(f"drift {c}", status, f"PSI {value:.3f} vs {reference_name or 'reference'} "
-                                  f"(warn > {config.psi_warn}, fail > {config.psi_fail}"
-                                  f"{', drift allowed' if config.allow_drift else ''})"))
+        checks.append(
+            CheckResult(
+                f"drift {c}",
+                status,
+                f"PSI {value:.3f} vs {reference_name or 'reference'} "
+                f"(warn > {config.psi_warn}, fail > {config.psi_fail}"
+                f"{', drift allowed' if config.allow_drift else ''})",
+            )
+        )
     return checks

@@ -15,6 +15,12 @@ def trained() -> TrainedReference:
 
 @pytest.fixture(scope="session")
 def exported(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export_model(trained.model, trained.data.metadata(), tmp_path_factory.mktemp("gpu-artifact"),
-                        x_test=trained.x_test, y_test=trained.y_test, calibration=trained.x_train,
-                        model_version="ctr/gpu")
+    return export_model(
+        trained.model,
+        trained.data.metadata(),
+        tmp_path_factory.mktemp("gpu-artifact"),
+        x_test=trained.x_test,
+        y_test=trained.y_test,
+        calibration=trained.x_train,
+        model_version="ctr/gpu",
+    )

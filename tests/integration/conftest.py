@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from mlray.config import Settings, load_settings
 
@@ -16,8 +15,13 @@ def ray_session() -> Iterator[None]:
     """A local Ray with 2 CPUs shared by every integration test, shut down at the end."""
     import ray.data
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             object_store_memory=1_500_000_000)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        object_store_memory=1_500_000_000,
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
     ray.data.DataContext.get_current().raise_original_map_exception = True
     yield

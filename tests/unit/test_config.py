@@ -19,7 +19,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_embedded_defaults():
     s = load_settings()
     assert s.data_root == "mlray-data" and s.redis.url is None and s.ray.address is None
-    assert s.tracking_uri.startswith("sqlite:///") and s.tracking_uri.endswith("mlray-data/mlflow.db")
+    assert s.tracking_uri.startswith("sqlite:///") and s.tracking_uri.endswith(
+        "mlray-data/mlflow.db"
+    )
 
 
 def test_yaml_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -29,8 +31,13 @@ def test_yaml_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MLRAY_REDIS_URL", "redis://127.0.0.1:1")
     monkeypatch.setenv("MLRAY_NUM_BUCKETS", "32")
     s = load_settings(cfg, project="p3")
-    assert (s.project, s.num_buckets, s.redis.url, s.redis.key_prefix, s.redis.timeout_s) == \
-        ("p3", 32, "redis://127.0.0.1:1", "fromfile", 2.0)
+    assert (s.project, s.num_buckets, s.redis.url, s.redis.key_prefix, s.redis.timeout_s) == (
+        "p3",
+        32,
+        "redis://127.0.0.1:1",
+        "fromfile",
+        2.0,
+    )
 
 
 def test_invalid_value_names_file_and_field(tmp_path: Path):

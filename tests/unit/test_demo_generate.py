@@ -23,12 +23,16 @@ SMALL = dict(users=200, items=50, days=3, progress=False)
 
 
 def _tables(summary: GenerateSummary) -> tuple[pa.Table, pa.Table]:
-    return (DeltaTable(summary.impressions_uri).to_pyarrow_table(),
-            DeltaTable(summary.catalog_uri).to_pyarrow_table())
+    return (
+        DeltaTable(summary.impressions_uri).to_pyarrow_table(),
+        DeltaTable(summary.catalog_uri).to_pyarrow_table(),
+    )
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerateSummary, pd.DataFrame, pd.DataFrame]:
+def small(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[GenerateSummary, pd.DataFrame, pd.DataFrame]:
     summary = generate_clickstream(str(tmp_path_factory.mktemp("small")), seed=1, **SMALL)
     imp, cat = _tables(summary)
     return summary, imp.to_pandas(), cat.to_pandas()
@@ -50,7 +54,15 @@ def test_schemas_exact(small):
     imp, cat = _tables(summary)
     assert imp.schema.equals(IMPRESSIONS_SCHEMA)
     assert cat.schema.equals(CATALOG_SCHEMA)
-    assert imp.column_names == ["impression_id", "user_id", "item_id", "event_time", "device", "price", "clicked"]
+    assert imp.column_names == [
+        "impression_id",
+        "user_id",
+        "item_id",
+        "event_time",
+        "device",
+        "price",
+        "clicked",
+    ]
     assert cat.column_names == ["item_id", "event_time", "category", "price"]
     assert imp.schema.field("event_time").type == pa.timestamp("us", tz="UTC")
     assert imp.schema.field("device").type == pa.string()
@@ -64,7 +76,9 @@ def test_summary_matches_tables(small):
     assert summary.start == DEFAULT_START and summary.start.tzinfo is not None
     assert summary.end == DEFAULT_START + timedelta(days=3)
     assert summary.click_rate == pytest.approx(imp["clicked"].mean())
-    assert summary.impressions_uri.endswith("/impressions") and summary.catalog_uri.endswith("/item_catalog")
+    assert summary.impressions_uri.endswith("/impressions") and summary.catalog_uri.endswith(
+        "/item_catalog"
+    )
 
 
 def test_deterministic_for_same_seed(tmp_path):
@@ -105,8 +119,14 @@ def test_every_item_has_initial_catalog_row(small):
 
 def test_impression_price_is_catalog_price_in_effect(small):
     _, imp, cat = small
-    merged = pd.merge_asof(imp.sort_values("event_time"), cat.sort_values("event_time"), on="event_time",
-                           by="item_id", suffixes=("", "_catalog"), direction="backward")
+    merged = pd.merge_asof(
+        imp.sort_values("event_time"),
+        cat.sort_values("event_time"),
+        on="event_time",
+        by="item_id",
+        suffixes=("", "_catalog"),
+        direction="backward",
+    )
     assert merged["price_catalog"].notna().all()
     np.testing.assert_array_equal(merged["price"].to_numpy(), merged["price_catalog"].to_numpy())
 
@@ -139,8 +159,15 @@ def _before_after(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.parametrize("drift_after", [None, 1])
 def test_drift_shifts_price_and_device(tmp_path, drift_after):
-    summary = generate_clickstream(str(tmp_path), users=1000, items=100, days=3, seed=4,
-                                   drift_after=drift_after, progress=False)
+    summary = generate_clickstream(
+        str(tmp_path),
+        users=1000,
+        items=100,
+        days=3,
+        seed=4,
+        drift_after=drift_after,
+        progress=False,
+    )
     before, after = _before_after(DeltaTable(summary.impressions_uri).to_pandas())
     price_ratio = after["price"].median() / before["price"].median()
     mobile_delta = (after["device"] == "mobile").mean() - (before["device"] == "mobile").mean()
@@ -163,20 +190,25 @@ def test_custom_start_is_respected(tmp_path):
     imp, _ = _tables(summary)
     assert summary.start == start and summary.start.utcoffset() == timedelta(0)
     times = imp.column("event_time").to_pandas()
-    assert times.min() >= pd.Timestamp(start) and times.max() < pd.Timestamp(start + timedelta(days=1))
+    assert times.min() >= pd.Timestamp(start) and times.max() < pd.Timestamp(
+        start + timedelta(days=1)
+    )
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"users": 0}, "users"),
-    ({"items": 0}, "items"),
-    ({"days": 0}, "days"),
-    ({"users": 2.5}, "users"),
-    ({"seed": -1}, "seed"),
-    ({"impressions_per_user_day": 0.0}, "impressions_per_user_day"),
-    ({"drift_after": 3}, "drift_after"),
-    ({"drift_after": -1}, "drift_after"),
-    ({"start": datetime(2026, 1, 1)}, "start"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"users": 0}, "users"),
+        ({"items": 0}, "items"),
+        ({"days": 0}, "days"),
+        ({"users": 2.5}, "users"),
+        ({"seed": -1}, "seed"),
+        ({"impressions_per_user_day": 0.0}, "impressions_per_user_day"),
+        ({"drift_after": 3}, "drift_after"),
+        ({"drift_after": -1}, "drift_after"),
+        ({"start": datetime(2026, 1, 1)}, "start"),
+    ],
+)
 def test_bad_arguments_raise_config_error(tmp_path, kwargs, name):
     with pytest.raises(ConfigError, match=name):
         generate_clickstream(str(tmp_path / "bad"), **{**SMALL, **kwargs})
@@ -201,12 +233,16 @@ def test_rows_stay_ordered_across_files_and_commits(tmp_path, monkeypatch):
 
 def test_file_statistics_allow_pruning(small):
     summary, imp, _ = small
-    actions = pa.table(DeltaTable(summary.impressions_uri).get_add_actions(flatten=True)).to_pandas()
+    actions = pa.table(
+        DeltaTable(summary.impressions_uri).get_add_actions(flatten=True)
+    ).to_pandas()
     assert actions["num_records"].sum() == len(imp)
     assert actions["min.event_time"].min() <= imp["event_time"].min()
     assert actions["max.event_time"].max() >= imp["event_time"].max()
     cut = pd.Timestamp(summary.start + timedelta(days=1, hours=12))
-    filtered = DeltaTable(summary.impressions_uri).to_pyarrow_table(filters=[("event_time", ">=", cut.to_pydatetime())])
+    filtered = DeltaTable(summary.impressions_uri).to_pyarrow_table(
+        filters=[("event_time", ">=", cut.to_pydatetime())]
+    )
     assert filtered.num_rows == (imp["event_time"] >= cut).sum()
 
 

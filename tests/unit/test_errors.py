@@ -20,12 +20,22 @@ from mlray.errors import (
     unknown_name,
 )
 
-STATUS = {ConfigError: 400, DefinitionError: 400, SchemaError: 400, NotFoundError: 404, BackendUnavailable: 503,
-          ValidationFailed: 422, TrainingFailed: 500, MlrayError: 500}
+STATUS = {
+    ConfigError: 400,
+    DefinitionError: 400,
+    SchemaError: 400,
+    NotFoundError: 404,
+    BackendUnavailable: 503,
+    ValidationFailed: 422,
+    TrainingFailed: 500,
+    MlrayError: 500,
+}
 
 
 def test_every_error_class_has_its_status_and_is_listed_here():
-    defined = {v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, MlrayError)}
+    defined = {
+        v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, MlrayError)
+    }
     assert defined == set(STATUS)
     assert {cls: cls.http_status for cls in STATUS} == STATUS
 
@@ -61,7 +71,14 @@ def test_find_mlray_error_walks_causes_contexts_and_ray_style_cause_attributes()
 
 
 def test_unknown_name_suggests_close_names_and_lists_the_valid_ones():
-    err = unknown_name("feature", "ctr_7", ["ctr_7d", "ctr_24h", "count_1h"], where="in feature view 'user_activity'")
+    err = unknown_name(
+        "feature",
+        "ctr_7",
+        ["ctr_7d", "ctr_24h", "count_1h"],
+        where="in feature view 'user_activity'",
+    )
     assert isinstance(err, NotFoundError)
-    assert str(err) == ("Unknown feature 'ctr_7' in feature view 'user_activity'. Did you mean 'ctr_7d', 'ctr_24h'? "
-                        "Valid names: count_1h, ctr_24h, ctr_7d.")
+    assert str(err) == (
+        "Unknown feature 'ctr_7' in feature view 'user_activity'. Did you mean 'ctr_7d', 'ctr_24h'? "
+        "Valid names: count_1h, ctr_24h, ctr_7d."
+    )

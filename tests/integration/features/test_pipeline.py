@@ -47,10 +47,22 @@ def test_user_activity_values_match_a_direct_recomputation(demo):
 def test_rebuilding_a_window_replaces_it_without_duplicates(demo):
     s, fs = demo
     view = fs.repo.view("item_stats")
-    before = fs.offline.read(view).to_pandas().sort_values(["item_id", "event_time"]).reset_index(drop=True)
+    before = (
+        fs.offline.read(view)
+        .to_pandas()
+        .sort_values(["item_id", "event_time"])
+        .reset_index(drop=True)
+    )
     start = pd.Timestamp(before.event_time.min()).floor("D") + timedelta(days=3)
-    res = fs.build_features(start.to_pydatetime(), (start + timedelta(days=2)).to_pydatetime(), ["item_stats"])
-    after = fs.offline.read(view).to_pandas().sort_values(["item_id", "event_time"]).reset_index(drop=True)
+    res = fs.build_features(
+        start.to_pydatetime(), (start + timedelta(days=2)).to_pydatetime(), ["item_stats"]
+    )
+    after = (
+        fs.offline.read(view)
+        .to_pandas()
+        .sort_values(["item_id", "event_time"])
+        .reset_index(drop=True)
+    )
     assert res[0].rows > 0 and len(after) == len(before)
     assert not after.duplicated(["item_id", "event_time"]).any()
     pd.testing.assert_frame_equal(before, after)
@@ -59,7 +71,8 @@ def test_rebuilding_a_window_replaces_it_without_duplicates(demo):
 def test_training_set_never_leaks_the_future(demo):
     s, fs = demo
     labels = ray.data.read_delta(s.table_uri("raw", "impressions")).select_columns(
-        ["impression_id", "user_id", "item_id", "event_time", "clicked"])
+        ["impression_id", "user_id", "item_id", "event_time", "clicked"]
+    )
     df = fs.get_training_data(labels, "ctr_model_v1", include_feature_times=True).to_pandas()
     assert len(df) == labels.count() and df.impression_id.is_unique
     for view, delay in [("user_activity", 5), ("item_stats", 15)]:

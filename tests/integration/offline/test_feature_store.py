@@ -16,20 +16,33 @@ from mlray.offline.asof import JoinSpec, asof_join
 from mlray.store import FeatureStore
 
 user, item = Entity("user", ("user_id",)), Entity("item", ("item_id",))
-USERS = FeatureView(name="u", entities=[user], schema=[Field("score", pa.float64()), Field("n", pa.int64())])
-ITEMS = FeatureView(name="i", entities=[item], ttl=timedelta(hours=2),
-                    schema=[Field("score", pa.float64()), Field("cat", pa.string(), default="none")])
+USERS = FeatureView(
+    name="u", entities=[user], schema=[Field("score", pa.float64()), Field("n", pa.int64())]
+)
+ITEMS = FeatureView(
+    name="i",
+    entities=[item],
+    ttl=timedelta(hours=2),
+    schema=[Field("score", pa.float64()), Field("cat", pa.string(), default="none")],
+)
 BASE = pd.Timestamp("2026-01-01", tz="UTC")
 
 
 def rows(n, entities, key, seed, cols):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({key: rng.integers(0, entities, n),
-                       "event_time": BASE + pd.to_timedelta(rng.integers(0, 48 * 3600, n), unit="s")})
+    df = pd.DataFrame(
+        {
+            key: rng.integers(0, entities, n),
+            "event_time": BASE + pd.to_timedelta(rng.integers(0, 48 * 3600, n), unit="s"),
+        }
+    )
     df["available_time"] = df.event_time + pd.to_timedelta(rng.integers(0, 3 * 3600, n), unit="s")
     for name, kind in cols.items():
-        df[name] = rng.random(n) if kind == "f" else (rng.integers(0, 100, n) if kind == "i" else
-                                                       rng.choice(["a", "b", "c"], n))
+        df[name] = (
+            rng.random(n)
+            if kind == "f"
+            else (rng.integers(0, 100, n) if kind == "i" else rng.choice(["a", "b", "c"], n))
+        )
     return df
 
 
@@ -51,10 +64,20 @@ def filled(store):
 
 
 def expected(labels, feats, key, cols, ttl=None, defaults=None):
-    spec = JoinSpec((key,), "event_time", "ft", tuple(cols), "available_time",
-                    int(ttl.total_seconds() * 1e6) if ttl else None, defaults or {})
-    out = asof_join(pa.Table.from_pandas(labels[["label_id", key, "event_time"]], preserve_index=False),
-                    pa.Table.from_pandas(feats.rename(columns={"event_time": "ft"}), preserve_index=False), spec)
+    spec = JoinSpec(
+        (key,),
+        "event_time",
+        "ft",
+        tuple(cols),
+        "available_time",
+        int(ttl.total_seconds() * 1e6) if ttl else None,
+        defaults or {},
+    )
+    out = asof_join(
+        pa.Table.from_pandas(labels[["label_id", key, "event_time"]], preserve_index=False),
+        pa.Table.from_pandas(feats.rename(columns={"event_time": "ft"}), preserve_index=False),
+        spec,
+    )
     return out.to_pandas().set_index("label_id").sort_index()
 
 
@@ -66,8 +89,12 @@ def test_training_set_over_two_views_matches_the_rule(filled):
     assert ts.features == ["u__score", "u__n", "i__score", "i__cat"]
     eu = expected(labels, u, "user_id", ["score", "n"])
     ei = expected(labels, i, "item_id", ["score", "cat"], ttl=ITEMS.ttl, defaults={"cat": "none"})
-    np.testing.assert_array_equal(got.u__score.to_numpy(float, na_value=np.nan), eu.score.to_numpy(float, na_value=np.nan))
-    np.testing.assert_array_equal(got.i__score.to_numpy(float, na_value=np.nan), ei.score.to_numpy(float, na_value=np.nan))
+    np.testing.assert_array_equal(
+        got.u__score.to_numpy(float, na_value=np.nan), eu.score.to_numpy(float, na_value=np.nan)
+    )
+    np.testing.assert_array_equal(
+        got.i__score.to_numpy(float, na_value=np.nan), ei.score.to_numpy(float, na_value=np.nan)
+    )
     assert got.i__cat.tolist() == ei.cat.tolist() and "none" in set(got.i__cat)
     assert got.u__score.isna().any() and got.u__score.notna().mean() > 0.5
     assert ts.metadata["views"]["u"]["version"] == 0 and ts.metadata["views"]["u"]["rows"] == 4000
@@ -76,8 +103,11 @@ def test_training_set_over_two_views_matches_the_rule(filled):
 def test_versions_pin_the_data_read(filled):
     store, u, _, labels = filled
     # Every row superseded one second later: the latest version sees only -1.0.
-    later = u.assign(event_time=u.event_time + pd.Timedelta(seconds=1),
-                     available_time=u.available_time + pd.Timedelta(seconds=1), score=-1.0)
+    later = u.assign(
+        event_time=u.event_time + pd.Timedelta(seconds=1),
+        available_time=u.available_time + pd.Timedelta(seconds=1),
+        score=-1.0,
+    )
     store.ingest("u", later)
     pinned = store.get_training_data(labels, ["u:score"], versions={"u": 0}).to_pandas()
     latest = store.get_training_data(labels, ["u:score"]).to_pandas()
@@ -97,13 +127,16 @@ def test_layout_is_bucketed_and_sorted(filled, settings):
     assert parts == ["mlray_bucket"]
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d.drop(columns=["n"]), r"missing column\(s\) \['n'\]"),
-    (lambda d: d.assign(extra=1), r"column\(s\) \['extra'\] that the view does not declare"),
-    (lambda d: d.assign(event_time=d.event_time.dt.tz_localize(None)), "without a time zone"),
-    (lambda d: d.assign(n="x"), "'n'"),
-    (lambda d: d.assign(user_id=d.user_id.astype("float").where(d.index > 0)), "user_id"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda d: d.drop(columns=["n"]), r"missing column\(s\) \['n'\]"),
+        (lambda d: d.assign(extra=1), r"column\(s\) \['extra'\] that the view does not declare"),
+        (lambda d: d.assign(event_time=d.event_time.dt.tz_localize(None)), "without a time zone"),
+        (lambda d: d.assign(n="x"), "'n'"),
+        (lambda d: d.assign(user_id=d.user_id.astype("float").where(d.index > 0)), "user_id"),
+    ],
+)
 def test_bad_rows_are_refused_and_nothing_is_written(filled, mutate, needle):
     store, u, _, _ = filled
     before = store.offline.version(USERS)
@@ -116,7 +149,9 @@ def test_bad_labels_and_unknown_features(filled):
     store, _, _, labels = filled
     with pytest.raises(NotFoundError, match="Did you mean 'u:score'"):
         store.get_training_data(labels, ["u:scor"])
-    with pytest.raises(SchemaError, match=r"labels \(for feature view 'i'\) is missing column\(s\) \['item_id'\]"):
+    with pytest.raises(
+        SchemaError, match=r"labels \(for feature view 'i'\) is missing column\(s\) \['item_id'\]"
+    ):
         store.get_training_data(labels.drop(columns=["item_id"]), ["i:score"])
     with pytest.raises(SchemaError, match="full_feature_names=True"):
         store.get_training_data(labels, ["u:score", "i:score"], full_feature_names=False)

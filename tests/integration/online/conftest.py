@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,12 +51,19 @@ def target(redis_url: str) -> RedisTarget:
 @pytest.fixture
 def online_settings(tmp_path: Path, redis_url: str, ray_session: None) -> Settings:
     """Settings with a fresh data root, using the session's Redis under a fresh key prefix."""
-    return load_settings(config_file=None, data_root=str(tmp_path / "data"), num_buckets=4,
-                         project=f"p{next(_NAMES)}", redis={"url": redis_url, "key_prefix": f"k{os.getpid()}"})
+    return load_settings(
+        config_file=None,
+        data_root=str(tmp_path / "data"),
+        num_buckets=4,
+        project=f"p{next(_NAMES)}",
+        redis={"url": redis_url, "key_prefix": f"k{os.getpid()}"},
+    )
 
 
 @pytest.fixture(scope="session")
-def recent_demo(tmp_path_factory: pytest.TempPathFactory, ray_session: None, redis_server: EmbeddedRedis):
+def recent_demo(
+    tmp_path_factory: pytest.TempPathFactory, ray_session: None, redis_server: EmbeddedRedis
+):
     """A small demo click stream with its features built, ending in the future.
 
     Online values expire by the wall clock at ``event_time + ttl``; with the
@@ -67,11 +74,23 @@ def recent_demo(tmp_path_factory: pytest.TempPathFactory, ray_session: None, red
     from mlray.store import FeatureStore
 
     root = tmp_path_factory.mktemp("recent")
-    s = load_settings(config_file=None, data_root=str(root / "data"), num_buckets=4, project="recent",
-                      redis={"url": redis_server.url, "key_prefix": f"demo{os.getpid()}"})
-    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    summary = generate_clickstream(s.raw_root, users=120, items=40, days=9, seed=11, progress=False,
-                                   start=hour - timedelta(days=7))
+    s = load_settings(
+        config_file=None,
+        data_root=str(root / "data"),
+        num_buckets=4,
+        project="recent",
+        redis={"url": redis_server.url, "key_prefix": f"demo{os.getpid()}"},
+    )
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    summary = generate_clickstream(
+        s.raw_root,
+        users=120,
+        items=40,
+        days=9,
+        seed=11,
+        progress=False,
+        start=hour - timedelta(days=7),
+    )
     FeatureStore(s).build_features(summary.start, summary.end)
     return s, summary
 
@@ -88,15 +107,53 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for p in ports:
         d = root / str(p)
         d.mkdir()
-        subprocess.run([str(exe), "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                        "--cluster-config-file", str(d / "nodes.conf"), "--dir", str(d), "--daemonize", "yes",
-                        "--save", "", "--appendonly", "no", "--pidfile", str(d / "redis.pid"),
-                        "--logfile", str(d / "redis.log")], check=True)
+        subprocess.run(
+            [
+                str(exe),
+                "--port",
+                str(p),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(d / "nodes.conf"),
+                "--dir",
+                str(d),
+                "--daemonize",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--pidfile",
+                str(d / "redis.pid"),
+                "--logfile",
+                str(d / "redis.log"),
+            ],
+            check=True,
+        )
     try:
         _wait(lambda: all(_pings(p) for p in ports))
-        subprocess.run([str(cli), "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas",
-                        "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        _wait(lambda: all(redis.Redis(port=p).cluster("info").get("cluster_state") == "ok" for p in ports))
+        subprocess.run(
+            [
+                str(cli),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _wait(
+            lambda: all(
+                redis.Redis(port=p).cluster("info").get("cluster_state") == "ok" for p in ports
+            )
+        )
         yield f"redis://127.0.0.1:{ports[0]}"
     finally:
         for p in ports:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import redis
@@ -13,13 +13,20 @@ TS = pa.timestamp("us", tz="UTC")
 user = Entity("user", ("user_id",))
 
 
-def make_view(name: str = "stats", ttl: timedelta | None = timedelta(days=1), **field_kw) -> FeatureView:
+def make_view(
+    name: str = "stats", ttl: timedelta | None = timedelta(days=1), **field_kw
+) -> FeatureView:
     """An ingest-only view: a float with a default, an int, a string."""
-    return FeatureView(name=name, entities=[user], ttl=ttl, schema=[
-        Field("score", pa.float64(), default=field_kw.get("score_default", -1.0)),
-        Field("count", pa.int64()),
-        Field("label", pa.string()),
-    ])
+    return FeatureView(
+        name=name,
+        entities=[user],
+        ttl=ttl,
+        schema=[
+            Field("score", pa.float64(), default=field_kw.get("score_default", -1.0)),
+            Field("count", pa.int64()),
+            Field("label", pa.string()),
+        ],
+    )
 
 
 def repo_of(*views: FeatureView) -> FeatureRepository:
@@ -29,13 +36,21 @@ def repo_of(*views: FeatureView) -> FeatureRepository:
 def rows(view: FeatureView, data: list[tuple]) -> pa.Table:
     """``(user_id, event_time, available_time, score, count, label)`` tuples as a view-shaped table."""
     cols = list(zip(*data)) if data else [[]] * 6
-    return pa.Table.from_arrays([pa.array(cols[0], pa.int64()), pa.array(cols[1], TS), pa.array(cols[2], TS),
-                                 pa.array(cols[3], pa.float64()), pa.array(cols[4], pa.int64()),
-                                 pa.array(cols[5], pa.string())], schema=view.table_schema())
+    return pa.Table.from_arrays(
+        [
+            pa.array(cols[0], pa.int64()),
+            pa.array(cols[1], TS),
+            pa.array(cols[2], TS),
+            pa.array(cols[3], pa.float64()),
+            pa.array(cols[4], pa.int64()),
+            pa.array(cols[5], pa.string()),
+        ],
+        schema=view.table_schema(),
+    )
 
 
 def now_us() -> int:
-    return int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
 class Dump(dict):
@@ -56,6 +71,9 @@ def dump(client: redis.Redis, namespace: str, strip: bool = False) -> Dump:
         if b"@meta:" in key:
             continue
         pttl = client.pttl(key)
-        now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-        out[key[len(namespace):] if strip else key] = (client.get(key), -1 if pttl < 0 else now_ms + pttl)
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        out[key[len(namespace) :] if strip else key] = (
+            client.get(key),
+            -1 if pttl < 0 else now_ms + pttl,
+        )
     return out

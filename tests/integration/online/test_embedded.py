@@ -17,14 +17,19 @@ def test_start_reuse_persist_stop(tmp_path):
     url = first.start()
     pid = first.pid
     assert pid and first.running() and url == f"unix://{tmp_path / 'srv' / 'redis.sock'}"
-    assert EmbeddedRedis(tmp_path / "srv").start() == url and EmbeddedRedis(tmp_path / "srv").pid == pid  # reused
+    assert (
+        EmbeddedRedis(tmp_path / "srv").start() == url
+        and EmbeddedRedis(tmp_path / "srv").pid == pid
+    )  # reused
     redis.Redis.from_url(url).set("k", b"v")
     first.stop(save=True)
     assert first.pid is None and not first.running()
     second = EmbeddedRedis(tmp_path / "srv")
     second.start()
     try:
-        assert second.pid != pid and redis.Redis.from_url(second.url).get("k") == b"v"  # the data survived
+        assert (
+            second.pid != pid and redis.Redis.from_url(second.url).get("k") == b"v"
+        )  # the data survived
     finally:
         second.stop(save=False)
 
@@ -40,7 +45,9 @@ def test_deep_directories_get_a_short_socket(tmp_path):
 
 
 def test_settings_without_url_start_it_under_the_data_root(tmp_path):
-    settings = load_settings(config_file=None, data_root=str(tmp_path / "data"), redis={"url": None})
+    settings = load_settings(
+        config_file=None, data_root=str(tmp_path / "data"), redis={"url": None}
+    )
     view = make_view()
     fs = FeatureStore(settings, repo_of(view))
     t = now_us() - 1000
@@ -57,8 +64,9 @@ def test_settings_without_url_start_it_under_the_data_root(tmp_path):
     assert not server.running() and (server.dir / "dump.rdb").exists()
     fs.close()
     ensure_embedded(settings)  # restarts, with the saved rows
-    assert FeatureStore(settings, repo_of(view)).get_online_features({"user_id": 1}, ["stats:score"]).rows == \
-        [{"stats__score": 1.5}]
+    assert FeatureStore(settings, repo_of(view)).get_online_features(
+        {"user_id": 1}, ["stats:score"]
+    ).rows == [{"stats__score": 1.5}]
     server.stop(save=False)
 
 

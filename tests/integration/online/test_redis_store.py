@@ -29,11 +29,21 @@ def test_layout_one_string_per_view_and_entity(target, raw_redis):
     view = make_view(ttl=timedelta(days=1))
     store = RedisOnlineStore(target)
     t = now_us() - H
-    stats = store.write(view, rows(view, [(7, t, t + 5, 0.5, 3, "a"), (8, t, t, None, None, None)]), now_us())
-    assert (stats.rows, stats.applied, stats.unchanged, stats.older, stats.expired) == (2, 2, 0, 0, 0)
+    stats = store.write(
+        view, rows(view, [(7, t, t + 5, 0.5, 3, "a"), (8, t, t, None, None, None)]), now_us()
+    )
+    assert (stats.rows, stats.applied, stats.unchanged, stats.older, stats.expired) == (
+        2,
+        2,
+        0,
+        0,
+        0,
+    )
     key = f"{target.namespace}stats:{{7}}".encode()
-    assert sorted(raw_redis.scan_iter(match=target.namespace.encode() + b"*")) == \
-        [key, f"{target.namespace}stats:{{8}}".encode()]
+    assert sorted(raw_redis.scan_iter(match=target.namespace.encode() + b"*")) == [
+        key,
+        f"{target.namespace}stats:{{8}}".encode(),
+    ]
     row = raw_redis.get(key)
     codec = ViewCodec(view)
     # event and available time, fingerprint, null bitmap, int64 + float64 packed, then the string.
@@ -76,8 +86,14 @@ def test_rewrite_is_idempotent(target, raw_redis):
 def test_redis_expires_keys_at_event_time_plus_ttl(target, raw_redis):
     view = make_view(ttl=timedelta(seconds=2))
     store, now = RedisOnlineStore(target), now_us()
-    stats = store.write(view, rows(view, [(1, now - 1_500_000, now, 1.0, 1, "x"),
-                                          (2, now - 3_000_000, now, 2.0, 2, "gone")]), now)
+    stats = store.write(
+        view,
+        rows(
+            view,
+            [(1, now - 1_500_000, now, 1.0, 1, "x"), (2, now - 3_000_000, now, 2.0, 2, "gone")],
+        ),
+        now,
+    )
     assert (stats.applied, stats.expired) == (1, 1)  # the second had expired already: not written
     key = f"{target.namespace}stats:{{1}}"
     assert 0 < raw_redis.pttl(key) <= 500
@@ -104,10 +120,15 @@ def test_missing_entities_get_defaults_and_are_listed(target):
     view = make_view()
     store, t = RedisOnlineStore(target), now_us() - H
     store.write(view, rows(view, [(1, t, t, None, 5, "x")]), now_us())
-    res = reader(store, view).read([{"user_id": 1}, {"user_id": 404}], ["stats:score", "stats:label"])
+    res = reader(store, view).read(
+        [{"user_id": 1}, {"user_id": 404}], ["stats:score", "stats:label"]
+    )
     assert res.features == ["stats__score", "stats__label"]
     # A stored null stays null (as offline); a missing entity gets the declared default.
-    assert res.rows == [{"stats__score": None, "stats__label": "x"}, {"stats__score": -1.0, "stats__label": None}]
+    assert res.rows == [
+        {"stats__score": None, "stats__label": "x"},
+        {"stats__score": -1.0, "stats__label": None},
+    ]
     assert res.missing == [[], ["stats:score", "stats:label"]]
     assert res.to_dict() == {"stats__score": [None, -1.0], "stats__label": ["x", None]}
     assert res.ages_s()["stats"][0] == pytest.approx((res.request_time_us - t) / 1e6)
@@ -124,8 +145,11 @@ def test_one_round_trip_for_many_entities_and_views(target, monkeypatch):
     r.read({"user_id": 0}, ["a:score", "b:label"])  # warm the pool
     sends = []
     original = redis.connection.AbstractConnection.send_packed_command
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command",
-                        lambda self, *args, **kw: (sends.append(1), original(self, *args, **kw))[1])
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection,
+        "send_packed_command",
+        lambda self, *args, **kw: (sends.append(1), original(self, *args, **kw))[1],
+    )
     res = r.read([{"user_id": i} for i in range(30)], ["a:score", "b:label", "a:count"])
     assert len(sends) == 1
     assert res.rows[29] == {"a__score": 29.0, "a__count": 29, "b__label": "b"}
@@ -153,8 +177,16 @@ def test_a_changed_schema_reads_as_missing_not_garbage(target):
 
     from mlray.features import FeatureView, Field
 
-    new = FeatureView(name="stats", entities=old.entities, ttl=old.ttl,
-                      schema=[Field("score", pa.float32()), Field("count", pa.int64()), Field("label", pa.string())])
+    new = FeatureView(
+        name="stats",
+        entities=old.entities,
+        ttl=old.ttl,
+        schema=[
+            Field("score", pa.float32()),
+            Field("count", pa.int64()),
+            Field("label", pa.string()),
+        ],
+    )
     res = reader(RedisOnlineStore(target), new).read({"user_id": 1}, ["stats:score"])
     assert res.missing == [["stats:score"]]
 
@@ -173,7 +205,9 @@ def test_redis_down_is_a_quick_typed_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
-    store = RedisOnlineStore(RedisTarget(f"redis://:secret@127.0.0.1:{port}/0", "x:", timeout_s=0.3))
+    store = RedisOnlineStore(
+        RedisTarget(f"redis://:secret@127.0.0.1:{port}/0", "x:", timeout_s=0.3)
+    )
     t0 = time.monotonic()
     with pytest.raises(BackendUnavailable, match=r"redis://:\*\*\*@127.0.0.1.*unreachable") as info:
         reader(store, make_view()).read({"user_id": 1}, ["stats:score"])
@@ -198,7 +232,9 @@ def test_redis_slow_times_out_within_the_bound():
     thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
     thread.start()
     try:
-        store = RedisOnlineStore(RedisTarget(f"redis://127.0.0.1:{server.getsockname()[1]}", "x:", timeout_s=0.4))
+        store = RedisOnlineStore(
+            RedisTarget(f"redis://127.0.0.1:{server.getsockname()[1]}", "x:", timeout_s=0.4)
+        )
         t0 = time.monotonic()
         with pytest.raises(BackendUnavailable, match=r"did not answer within redis.timeout_s=0.4"):
             store.read([(make_view(), [(1,)])])
@@ -240,23 +276,31 @@ def test_state_only_moves_forward(target):
 
 def test_cluster_writes_and_reads_across_slots(redis_cluster):
     view = make_view()
-    store = RedisOnlineStore(RedisTarget(redis_cluster, "cl:demo:", cluster=True, write_batch=50, timeout_s=2))
+    store = RedisOnlineStore(
+        RedisTarget(redis_cluster, "cl:demo:", cluster=True, write_batch=50, timeout_s=2)
+    )
     t = now_us() - H
     data = rows(view, [(i, t, t + i, float(i), i, f"u{i}") for i in range(300)])
     assert store.write(view, data, now_us()).applied == 300
     assert store.write(view, rows(view, [(5, t - H, t, 0.0, 0, "old")]), now_us()).applied == 0
-    res = reader(store, view).read([{"user_id": i} for i in range(300)] + [{"user_id": 999}], ["stats:label"])
+    res = reader(store, view).read(
+        [{"user_id": i} for i in range(300)] + [{"user_id": 999}], ["stats:label"]
+    )
     assert [r["stats__label"] for r in res.rows] == [f"u{i}" for i in range(300)] + [None]
     nodes = store._client.get_primaries()
-    assert all(n.redis_connection.dbsize() > 0 for n in nodes)  # the entities spread over the cluster
-    assert EPOCH < to_datetime(t)
+    assert all(
+        n.redis_connection.dbsize() > 0 for n in nodes
+    )  # the entities spread over the cluster
+    assert to_datetime(t) > EPOCH
 
 
 def test_foreign_keys_under_the_prefix_are_typed_errors(target, raw_redis):
     view = make_view()
     raw_redis.hset(f"{target.namespace}stats:{{1}}", "x", "y")  # another application's hash
     store = RedisOnlineStore(target)
-    assert store.read([(view, [(1,)])]) == [[None]]  # MGET reads a foreign type as absent: missing, not garbage
+    assert store.read([(view, [(1,)])]) == [
+        [None]
+    ]  # MGET reads a foreign type as absent: missing, not garbage
     t = now_us() - H
     with pytest.raises(SchemaError, match="holds something else than an mlray row"):
         store.write(view, rows(view, [(1, t, t, 1.0, 1, "x")]), now_us())

@@ -23,7 +23,9 @@ from mlray.online.reader import OnlineReader
 from mlray.online.redis_store import RedisOnlineStore, RedisTarget
 
 
-def _serve(ctx: ssl.SSLContext, conn: socket.socket, redis_socket: str, stop: threading.Event) -> None:
+def _serve(
+    ctx: ssl.SSLContext, conn: socket.socket, redis_socket: str, stop: threading.Event
+) -> None:
     """Handshake, then forward bytes both ways on one thread (an SSL socket must not be shared by threads)."""
     try:
         conn.settimeout(2)
@@ -35,7 +37,9 @@ def _serve(ctx: ssl.SSLContext, conn: socket.socket, redis_socket: str, stop: th
     upstream.connect(redis_socket)
     try:
         while not stop.is_set():
-            ready = [client] if client.pending() else select.select([client, upstream], [], [], 0.1)[0]
+            ready = (
+                [client] if client.pending() else select.select([client, upstream], [], [], 0.1)[0]
+            )
             for sock in ready:
                 data = sock.recv(65536)
                 if not data:
@@ -51,9 +55,29 @@ def _serve(ctx: ssl.SSLContext, conn: socket.socket, redis_socket: str, stop: th
 @pytest.fixture
 def tls_url(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[str]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     listener = socket.socket()
@@ -68,7 +92,9 @@ def tls_url(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[str]:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=_serve, args=(ctx, conn, str(redis_server.socket), stop), daemon=True).start()
+            threading.Thread(
+                target=_serve, args=(ctx, conn, str(redis_server.socket), stop), daemon=True
+            ).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -83,9 +109,14 @@ def test_rediss_urls_use_tls(tls_url):
     store = RedisOnlineStore(RedisTarget(tls_url, "tls:demo:", timeout_s=2))
     t = now_us() - 1000
     assert store.write(view, rows(view, [(1, t, t, 2.5, 1, "tls")]), now_us()).applied == 1
-    res = OnlineReader(store, repo_of(view), {}, "tls").read({"user_id": 1}, ["stats:score", "stats:label"])
+    res = OnlineReader(store, repo_of(view), {}, "tls").read(
+        {"user_id": 1}, ["stats:score", "stats:label"]
+    )
     assert res.rows == [{"stats__score": 2.5, "stats__label": "tls"}]
-    plain = RedisOnlineStore(RedisTarget(tls_url.replace("rediss://", "redis://").split("?")[0], "tls:demo:",
-                                         timeout_s=0.5))
+    plain = RedisOnlineStore(
+        RedisTarget(
+            tls_url.replace("rediss://", "redis://").split("?")[0], "tls:demo:", timeout_s=0.5
+        )
+    )
     with pytest.raises(BackendUnavailable):  # the TLS port does not speak plain Redis
         plain.ping()

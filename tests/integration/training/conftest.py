@@ -30,7 +30,11 @@ from mlray.pipeline import PipelineResult, run_pipeline
 def train_root(demo_root: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A copy of the demo data root (tables only), so MLflow and Ray results land in a tree of our own."""
     root = tmp_path_factory.mktemp("train") / "data"
-    shutil.copytree(demo_root.data_root, root, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "ray_results"))
+    shutil.copytree(
+        demo_root.data_root,
+        root,
+        ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "ray_results"),
+    )
     return load_settings(config_file=None, data_root=str(root), num_buckets=4)
 
 
@@ -44,7 +48,9 @@ def first_run(train_root: Settings) -> PipelineResult:
 @pytest.fixture(scope="session")
 def second_run(train_root: Settings, first_run: PipelineResult) -> PipelineResult:
     """Same data, a margin no retrain meets: registered as challenger, champion untouched."""
-    return run_pipeline(train_root, small_config(promotion={"margin": 0.05}), echo=lambda line: None)
+    return run_pipeline(
+        train_root, small_config(promotion={"margin": 0.05}), echo=lambda line: None
+    )
 
 
 @dataclass
@@ -59,7 +65,9 @@ def train_workers() -> list[psutil.Process]:
     socket = ray.nodes()[0]["RayletSocketName"]
     for p in psutil.process_iter(["name", "cmdline"]):
         if p.info["name"] == "raylet" and socket in " ".join(p.info["cmdline"] or []):
-            return [c for c in p.children(recursive=True) if c.name().startswith("ray::RayTrainWorker")]
+            return [
+                c for c in p.children(recursive=True) if c.name().startswith("ray::RayTrainWorker")
+            ]
     return []
 
 
@@ -88,7 +96,9 @@ class WorkerKiller(threading.Thread):
 @pytest.fixture(scope="session")
 def killed_run(train_root: Settings, second_run: PipelineResult) -> Iterator[KilledRun]:
     """Four slow epochs; the worker is killed after the first checkpoint; any model is promoted (margin -1)."""
-    cfg = small_config(training={"epochs": 4, "batch_size": 32, "max_failures": 2}, promotion={"margin": -1.0})
+    cfg = small_config(
+        training={"epochs": 4, "batch_size": 32, "max_failures": 2}, promotion={"margin": -1.0}
+    )
     killer = WorkerKiller(Path(train_root.table_uri("ray_results", cfg.model_name)))
     killer.start()
     try:

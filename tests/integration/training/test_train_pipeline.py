@@ -24,22 +24,33 @@ from mlray.training.model import build_model
 from mlray.training.preprocess import encode_frame
 
 
-def test_first_run_tunes_and_registers_the_champion(train_root: Settings, first_run: PipelineResult):
+def test_first_run_tunes_and_registers_the_champion(
+    train_root: Settings, first_run: PipelineResult
+):
     client = mlflow_client(train_root)
-    assert first_run.promoted and first_run.alias == "champion" and first_run.champion_version is None
-    assert str(client.get_model_version_by_alias("ctr_model", "champion").version) == first_run.version
+    assert (
+        first_run.promoted and first_run.alias == "champion" and first_run.champion_version is None
+    )
+    assert (
+        str(client.get_model_version_by_alias("ctr_model", "champion").version) == first_run.version
+    )
     assert 0.6 < first_run.metrics["auc"] <= 1.0
     run = client.get_run(first_run.run_id)
     assert run.info.status == "FINISHED"
-    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{first_run.run_id}'")
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{first_run.run_id}'"
+    )
     assert len(children) == 2  # one per Tune trial, each with its per-epoch metrics
     assert all(len(client.get_metric_history(c.info.run_id, "val_auc")) >= 1 for c in children)
     assert [m.step for m in client.get_metric_history(first_run.run_id, "val_auc")] == [0, 1][
-        :len(client.get_metric_history(first_run.run_id, "val_auc"))]
+        : len(client.get_metric_history(first_run.run_id, "val_auc"))
+    ]
     artifacts = {a.path for a in client.list_artifacts(first_run.run_id)}
     assert {"validation", "evaluation", "model", "decision.json", "train_config.json"} <= artifacts
     assert {a.path for a in client.list_artifacts(first_run.run_id, "evaluation")} == {
-        "evaluation/reliability.png", "evaluation/score_histogram.png"}
+        "evaluation/reliability.png",
+        "evaluation/score_histogram.png",
+    }
 
 
 def test_tuning_leaves_no_worker_reservations_behind(first_run: PipelineResult):
@@ -52,21 +63,33 @@ def test_tuning_leaves_no_worker_reservations_behind(first_run: PipelineResult):
     assert ray.available_resources().get("CPU", 0) == 2
 
 
-def test_second_run_on_the_same_data_is_a_challenger(train_root: Settings, first_run: PipelineResult,
-                                                      second_run: PipelineResult):
+def test_second_run_on_the_same_data_is_a_challenger(
+    train_root: Settings, first_run: PipelineResult, second_run: PipelineResult
+):
     client = mlflow_client(train_root)
     assert not second_run.promoted and second_run.alias == "challenger"
     assert second_run.champion_version == first_run.version
     assert "does not beat it by the margin 0.05" in second_run.reason
     assert second_run.champion_metrics is not None
-    assert second_run.champion_metrics["auc"] == pytest.approx(first_run.metrics["auc"])  # same test slice
-    assert str(client.get_model_version_by_alias("ctr_model", "challenger").version) == second_run.version
-    assert str(client.get_model_version_by_alias("ctr_model", "champion").version) == first_run.version
+    assert second_run.champion_metrics["auc"] == pytest.approx(
+        first_run.metrics["auc"]
+    )  # same test slice
+    assert (
+        str(client.get_model_version_by_alias("ctr_model", "challenger").version)
+        == second_run.version
+    )
+    assert (
+        str(client.get_model_version_by_alias("ctr_model", "champion").version) == first_run.version
+    )
     tags = client.get_model_version("ctr_model", second_run.version).tags
     assert tags[lineage.TAG_DECISION] == "challenger"
     first_tags = client.get_model_version("ctr_model", first_run.version).tags
     assert tags[lineage.TAG_DATA_HASH] == first_tags[lineage.TAG_DATA_HASH]  # same data, same hash
-    drift = {k: v for k, v in client.get_run(second_run.run_id).data.metrics.items() if k.startswith("psi.")}
+    drift = {
+        k: v
+        for k, v in client.get_run(second_run.run_id).data.metrics.items()
+        if k.startswith("psi.")
+    }
     assert drift and max(drift.values()) < 0.01  # compared with the champion's reference: no shift
 
 
@@ -81,7 +104,9 @@ def test_lineage_tags_are_present_and_correct(train_root: Settings, first_run: P
     ts = store.get_training_data(ray.data.read_delta(labels_uri), refs)
     assert tags[lineage.TAG_DATA_HASH] == ts.content_hash()
     assert tags[lineage.TAG_SCHEMA_HASH] == ts.metadata["feature_schema_hash"]
-    expected = {v: deltalake.DeltaTable(m["uri"]).version() for v, m in ts.metadata["views"].items()}
+    expected = {
+        v: deltalake.DeltaTable(m["uri"]).version() for v, m in ts.metadata["views"].items()
+    }
     expected["labels"] = deltalake.DeltaTable(labels_uri).version()
     assert json.loads(tags[lineage.TAG_DELTA_VERSIONS]) == expected
     assert_code_version(tags[lineage.TAG_CODE_VERSION])
@@ -89,8 +114,15 @@ def test_lineage_tags_are_present_and_correct(train_root: Settings, first_run: P
     assert json.loads(tags[lineage.TAG_SPLIT])["rows"]["test"] > 0
     assert float(tags["metric.auc"]) == pytest.approx(first_run.metrics["auc"], rel=1e-5)
     run_tags = client.get_run(first_run.run_id).data.tags
-    assert all(run_tags[k] == tags[k] for k in (lineage.TAG_DATA_HASH, lineage.TAG_DELTA_VERSIONS,
-                                                 lineage.TAG_SCHEMA_HASH, lineage.TAG_CODE_VERSION))
+    assert all(
+        run_tags[k] == tags[k]
+        for k in (
+            lineage.TAG_DATA_HASH,
+            lineage.TAG_DELTA_VERSIONS,
+            lineage.TAG_SCHEMA_HASH,
+            lineage.TAG_CODE_VERSION,
+        )
+    )
 
 
 def assert_code_version(tag: str) -> None:
@@ -100,12 +132,18 @@ def assert_code_version(tag: str) -> None:
         assert tag == current
         return
     assert re.fullmatch(r"[0-9a-f]{40}", tag)
-    found = subprocess.run(["git", "cat-file", "-e", f"{tag}^{{commit}}"], check=False, cwd=Path(__file__).parent,
-                           capture_output=True)
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{tag}^{{commit}}"],
+        check=False,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+    )
     assert found.returncode == 0, f"code version {tag} is not a commit of this repository"
 
 
-def test_registered_files_load_and_score_like_the_trained_model(train_root: Settings, first_run: PipelineResult):
+def test_registered_files_load_and_score_like_the_trained_model(
+    train_root: Settings, first_run: PipelineResult
+):
     client = mlflow_client(train_root)
     loaded = load_version(client, "ctr_model", alias="champion")
     assert loaded.version == first_run.version
@@ -113,11 +151,23 @@ def test_registered_files_load_and_score_like_the_trained_model(train_root: Sett
     assert loaded.reference.score is not None and loaded.reference.score.count > 0
     assert all(abs(sum(d.proportions) - 1) < 1e-9 for d in loaded.reference.features.values())
     names = {a.path.split("/")[-1] for a in client.list_artifacts(first_run.run_id, "model")}
-    assert {"MLmodel", "model_spec.json", "state_dict.pt", "normalization.json", "reference.json",
-            "lineage.json", "train_config.json"} <= names
-    rows = FeatureStore(train_root).get_training_data(
-        ray.data.read_delta(train_root.table_uri("raw", "impressions")).limit(64),
-        loaded.spec.feature_refs).to_pandas()
+    assert {
+        "MLmodel",
+        "model_spec.json",
+        "state_dict.pt",
+        "normalization.json",
+        "reference.json",
+        "lineage.json",
+        "train_config.json",
+    } <= names
+    rows = (
+        FeatureStore(train_root)
+        .get_training_data(
+            ray.data.read_delta(train_root.table_uri("raw", "impressions")).limit(64),
+            loaded.spec.feature_refs,
+        )
+        .to_pandas()
+    )
     x = encode_frame(loaded.spec, rows)
     with torch.no_grad():
         p = build_model(loaded.spec, loaded.state)(torch.from_numpy(x)).numpy()
@@ -126,8 +176,10 @@ def test_registered_files_load_and_score_like_the_trained_model(train_root: Sett
         import onnxruntime as ort
         from mlflow.artifacts import download_artifacts
 
-        path = download_artifacts(artifact_uri=f"runs:/{first_run.run_id}/model/model.onnx",
-                                  tracking_uri=client.tracking_uri)
+        path = download_artifacts(
+            artifact_uri=f"runs:/{first_run.run_id}/model/model.onnx",
+            tracking_uri=client.tracking_uri,
+        )
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         np.testing.assert_allclose(out, p, atol=1e-5)

@@ -41,10 +41,14 @@ def registry_state(settings: Settings) -> tuple[list[str], str]:
 def last_run(settings: Settings):
     client = mlflow_client(settings)
     exp = client.get_experiment_by_name(SMALL["experiment"])
-    return client, client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0]
+    return client, client.search_runs(
+        [exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+    )[0]
 
 
-def assert_stopped_at_validation(settings: Settings, before: tuple[list[str], str]) -> ValidationReport:
+def assert_stopped_at_validation(
+    settings: Settings, before: tuple[list[str], str]
+) -> ValidationReport:
     assert registry_state(settings) == before
     client, run = last_run(settings)
     assert run.info.status == "FAILED" and run.data.tags["mlray.failed_stage"] == "validate"
@@ -57,12 +61,23 @@ def assert_stopped_at_validation(settings: Settings, before: tuple[list[str], st
     return ValidationReport.from_dict(load_dict(f"{run.info.artifact_uri}/validation/report.json"))
 
 
-def test_null_rate_over_the_limit_stops_the_job(train_root: Settings, first_run: PipelineResult, tmp_path: Path):
+def test_null_rate_over_the_limit_stops_the_job(
+    train_root: Settings, first_run: PipelineResult, tmp_path: Path
+):
     before = registry_state(train_root)
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({**SMALL, "validation": {"default_max_null_rate": 0.001},
-                                      "settings": {"data_root": str(train_root.data_root), "num_buckets": 4}}))
-    spec = importlib.util.spec_from_file_location("train_pipeline_job", REPO / "jobs" / "train_pipeline.py")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **SMALL,
+                "validation": {"default_max_null_rate": 0.001},
+                "settings": {"data_root": str(train_root.data_root), "num_buckets": 4},
+            }
+        )
+    )
+    spec = importlib.util.spec_from_file_location(
+        "train_pipeline_job", REPO / "jobs" / "train_pipeline.py"
+    )
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
     assert job.main(["--config", str(config)]) == 2
@@ -71,14 +86,23 @@ def test_null_rate_over_the_limit_stops_the_job(train_root: Settings, first_run:
     assert "null rate user_activity__ctr_7d" in failed and "schema" not in failed
 
 
-def test_schema_violation_stops_the_job(train_root: Settings, first_run: PipelineResult, tmp_path: Path):
+def test_schema_violation_stops_the_job(
+    train_root: Settings, first_run: PipelineResult, tmp_path: Path
+):
     from mlray.cli import app
 
     before = registry_state(train_root)
     labels = labels_with_prices(train_root, tmp_path / "labels.parquet", -1.0, every=50)
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({**SMALL, "labels": {"table": labels},
-                                      "settings": {"data_root": str(train_root.data_root), "num_buckets": 4}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **SMALL,
+                "labels": {"table": labels},
+                "settings": {"data_root": str(train_root.data_root), "num_buckets": 4},
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2, result.output
     report = assert_stopped_at_validation(train_root, before)
@@ -86,8 +110,9 @@ def test_schema_violation_stops_the_job(train_root: Settings, first_run: Pipelin
     assert any(k.startswith("request_features__price_vs_usual") for k in report.failures)
 
 
-def test_drift_against_the_champion_stops_the_job(train_root: Settings, first_run: PipelineResult,
-                                                                 tmp_path: Path):
+def test_drift_against_the_champion_stops_the_job(
+    train_root: Settings, first_run: PipelineResult, tmp_path: Path
+):
     before = registry_state(train_root)
     labels = labels_with_prices(train_root, tmp_path / "labels.parquet", 4.0)
     with pytest.raises(ValidationFailed, match="drift request_features__price_vs_usual") as err:
@@ -95,5 +120,7 @@ def test_drift_against_the_champion_stops_the_job(train_root: Settings, first_ru
     report = assert_stopped_at_validation(train_root, before)
     assert report.reference == f"ctr_model v{before[1]} (champion)"
     assert report.psi["request_features__price_vs_usual"] > 0.25
-    assert {c.name for c in report.failed} == {f"drift {k}" for k, v in report.psi.items() if v > 0.25}
+    assert {c.name for c in report.failed} == {
+        f"drift {k}" for k, v in report.psi.items() if v > 0.25
+    }
     assert ValidationReport.from_dict(err.value.report).failed == report.failed

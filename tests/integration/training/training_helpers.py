@@ -12,7 +12,9 @@ def small_config(**over) -> TrainConfig:
     """A quick config: 2 epochs, no tuning unless asked; ``over`` merges into the sections."""
     body = {**SMALL, "tune": {"num_samples": 0}}
     for k, v in over.items():
-        body[k] = {**body.get(k, {}), **v} if isinstance(v, dict) and isinstance(body.get(k), dict) else v
+        body[k] = (
+            {**body.get(k, {}), **v} if isinstance(v, dict) and isinstance(body.get(k), dict) else v
+        )
     return load_train_config(None, **body)
 
 

@@ -25,4 +25,6 @@ def trained() -> TrainedReference:
 def onnx_path(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlray.export.onnx import export_onnx
 
-    return export_onnx(trained.model, trained.data.metadata(), tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return export_onnx(
+        trained.model, trained.data.metadata(), tmp_path_factory.mktemp("onnx") / "model.onnx"
+    )

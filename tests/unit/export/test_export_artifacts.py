@@ -15,9 +15,18 @@ from mlray.export.reference_model import TrainedReference
 from mlray.runtimes.artifact import MANIFEST, ModelArtifact
 
 
-def test_export_model_writes_onnx_int8_program_and_manifest(trained: TrainedReference, tmp_path: Path) -> None:
-    result = export_model(trained.model, trained.data.metadata(), tmp_path / "v1", x_test=trained.x_test,
-                          y_test=trained.y_test, calibration=trained.x_train, model_version="ctr/1")
+def test_export_model_writes_onnx_int8_program_and_manifest(
+    trained: TrainedReference, tmp_path: Path
+) -> None:
+    result = export_model(
+        trained.model,
+        trained.data.metadata(),
+        tmp_path / "v1",
+        x_test=trained.x_test,
+        y_test=trained.y_test,
+        calibration=trained.x_train,
+        model_version="ctr/1",
+    )
     names = sorted(p.name for p in (tmp_path / "v1").iterdir())
     assert names == sorted([MANIFEST, "model.onnx", "model.int8.onnx", "model.pt2"])
     assert result.int8 is not None and result.int8.kept
@@ -34,15 +43,30 @@ def test_export_model_writes_onnx_int8_program_and_manifest(trained: TrainedRefe
         np.testing.assert_allclose(program(x).numpy(), trained.model(x).numpy(), rtol=0, atol=1e-6)
 
 
-def test_without_labels_or_calibration_no_int8_is_made(trained: TrainedReference, tmp_path: Path) -> None:
-    result = export_model(trained.model, trained.data.metadata(), tmp_path, x_test=trained.x_test[:100],
-                          include_torch=False)
-    assert result.int8 is None and result.artifact.int8_path is None and result.artifact.torch_path is None
+def test_without_labels_or_calibration_no_int8_is_made(
+    trained: TrainedReference, tmp_path: Path
+) -> None:
+    result = export_model(
+        trained.model,
+        trained.data.metadata(),
+        tmp_path,
+        x_test=trained.x_test[:100],
+        include_torch=False,
+    )
+    assert (
+        result.int8 is None
+        and result.artifact.int8_path is None
+        and result.artifact.torch_path is None
+    )
     assert not (tmp_path / "model.int8.onnx").exists()
     assert ModelArtifact.from_dir(tmp_path).checks["int8"] is None
 
 
-def test_test_slice_of_the_wrong_width_is_refused_before_writing(trained: TrainedReference, tmp_path: Path) -> None:
+def test_test_slice_of_the_wrong_width_is_refused_before_writing(
+    trained: TrainedReference, tmp_path: Path
+) -> None:
     with pytest.raises(SchemaError, match="x_test must be a non-empty matrix"):
-        export_model(trained.model, trained.data.metadata(), tmp_path / "v", x_test=trained.x_test[:, :5])
+        export_model(
+            trained.model, trained.data.metadata(), tmp_path / "v", x_test=trained.x_test[:, :5]
+        )
     assert not (tmp_path / "v" / "model.onnx").exists()

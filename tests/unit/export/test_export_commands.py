@@ -15,8 +15,16 @@ from mlray.export.tensorrt_engine import tensorrt_available
 @pytest.fixture(scope="module")
 def artifact_dir(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli-artifact")
-    export_model(trained.model, trained.data.metadata(), out, x_test=trained.x_test, y_test=trained.y_test,
-                 calibration=trained.x_train, model_version="ctr/9", include_torch=False)
+    export_model(
+        trained.model,
+        trained.data.metadata(),
+        out,
+        x_test=trained.x_test,
+        y_test=trained.y_test,
+        calibration=trained.x_train,
+        model_version="ctr/9",
+        include_torch=False,
+    )
     return out
 
 

@@ -11,13 +11,19 @@ from mlray.errors import ConfigError
 from mlray.export.tensorrt_engine import SKIP_MESSAGE, build_engine, engine_dir, tensorrt_available
 
 
-@pytest.mark.skipif(tensorrt_available(), reason="TensorRT and a GPU are present: tests/gpu builds engines")
-def test_without_tensorrt_the_build_is_skipped_not_failed(onnx_path: Path, tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.skipif(
+    tensorrt_available(), reason="TensorRT and a GPU are present: tests/gpu builds engines"
+)
+def test_without_tensorrt_the_build_is_skipped_not_failed(
+    onnx_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="mlray.export.tensorrt_engine"):
         assert build_engine(onnx_path, tmp_path / "cache", "ctr/1", precision="int8") is None
     assert SKIP_MESSAGE in caplog.text
-    assert SKIP_MESSAGE == "TensorRT not available (no GPU / tensorrt not installed): skipping engine build"
+    assert (
+        SKIP_MESSAGE
+        == "TensorRT not available (no GPU / tensorrt not installed): skipping engine build"
+    )
     assert not (tmp_path / "cache").exists()
 
 
@@ -29,7 +35,9 @@ def test_unknown_precision_is_a_config_error(onnx_path: Path, tmp_path: Path) ->
 def test_cache_folder_is_keyed_by_model_version_gpu_and_tensorrt_version(tmp_path: Path) -> None:
     a = engine_dir(tmp_path, "ctr_model/3", "NVIDIA H100 80GB HBM3", "10.13.0")
     assert a == tmp_path / "ctr_model_3" / "NVIDIA_H100_80GB_HBM3" / "trt-10.13.0"
-    others = {engine_dir(tmp_path, "ctr_model/4", "NVIDIA H100 80GB HBM3", "10.13.0"),
-              engine_dir(tmp_path, "ctr_model/3", "NVIDIA L4", "10.13.0"),
-              engine_dir(tmp_path, "ctr_model/3", "NVIDIA H100 80GB HBM3", "10.14.1")}
+    others = {
+        engine_dir(tmp_path, "ctr_model/4", "NVIDIA H100 80GB HBM3", "10.13.0"),
+        engine_dir(tmp_path, "ctr_model/3", "NVIDIA L4", "10.13.0"),
+        engine_dir(tmp_path, "ctr_model/3", "NVIDIA H100 80GB HBM3", "10.14.1"),
+    }
     assert a not in others and len(others) == 3

@@ -14,7 +14,11 @@ user = Entity("user", ("user_id",))
 
 
 def view(name: str = "v", **kw) -> FeatureView:
-    args = {"name": name, "entities": [user], "schema": [Field("a", pa.float64()), Field("b", pa.int64())]}
+    args = {
+        "name": name,
+        "entities": [user],
+        "schema": [Field("a", pa.float64()), Field("b", pa.int64())],
+    }
     args.update(kw)
     return FeatureView(**args)
 
@@ -26,15 +30,18 @@ def test_view_derives_keys_and_table_schema():
     assert v.table_schema().field("event_time").type == pa.timestamp("us", tz="UTC")
 
 
-@pytest.mark.parametrize("kw,needle", [
-    ({"schema": [Field("a", pa.int64()), Field("a", pa.int64())]}, "repeat"),
-    ({"schema": [Field("user_id", pa.int64())]}, "collide"),
-    ({"schema": [Field("event_time", pa.int64())]}, "collide"),
-    ({"ttl": timedelta(0)}, "ttl must be positive"),
-    ({"source": "impressions"}, "both source and transform"),
-    ({"schema": []}, "no features"),
-    ({"name": "bad name"}, "identifier"),
-])
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"schema": [Field("a", pa.int64()), Field("a", pa.int64())]}, "repeat"),
+        ({"schema": [Field("user_id", pa.int64())]}, "collide"),
+        ({"schema": [Field("event_time", pa.int64())]}, "collide"),
+        ({"ttl": timedelta(0)}, "ttl must be positive"),
+        ({"source": "impressions"}, "both source and transform"),
+        ({"schema": []}, "no features"),
+        ({"name": "bad name"}, "identifier"),
+    ],
+)
 def test_view_lint_names_the_view_and_its_line(kw, needle):
     with pytest.raises(DefinitionError) as e:
         view(**kw)

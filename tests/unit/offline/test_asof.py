@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import hypothesis.strategies as st
 import pandas as pd
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from mlray.offline.asof import JoinSpec, asof_join
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
 
 
@@ -21,28 +21,51 @@ def h(hours: float) -> datetime:
 
 def labels(rows: list[tuple]) -> pa.Table:
     """rows: (label_id, user_id, t_hours)"""
-    return pa.table({"label_id": pa.array([r[0] for r in rows], pa.int64()),
-                     "user_id": pa.array([r[1] for r in rows], pa.int64()),
-                     "t": pa.array([h(r[2]) for r in rows], TS)})
+    return pa.table(
+        {
+            "label_id": pa.array([r[0] for r in rows], pa.int64()),
+            "user_id": pa.array([r[1] for r in rows], pa.int64()),
+            "t": pa.array([h(r[2]) for r in rows], TS),
+        }
+    )
 
 
 def feats(rows: list[tuple]) -> pa.Table:
     """rows: (user_id, event_hours, available_hours, value)"""
-    return pa.table({"user_id": pa.array([r[0] for r in rows], pa.int64()), "event_time": pa.array([h(r[1]) for r in rows], TS),
-                     "available_time": pa.array([h(r[2]) for r in rows], TS),
-                     "f": pa.array([r[3] for r in rows], pa.float64())})
+    return pa.table(
+        {
+            "user_id": pa.array([r[0] for r in rows], pa.int64()),
+            "event_time": pa.array([h(r[1]) for r in rows], TS),
+            "available_time": pa.array([h(r[2]) for r in rows], TS),
+            "f": pa.array([r[3] for r in rows], pa.float64()),
+        }
+    )
 
 
-def run(lab: pa.Table, fea: pa.Table, *, ttl_h: float | None = None, avail: bool = True, **kw) -> dict[int, object]:
-    spec = JoinSpec(("user_id",), "t", "event_time", ("f",), "available_time" if avail else None,
-                    int(ttl_h * 3600 * 1e6) if ttl_h is not None else None, **kw)
+def run(
+    lab: pa.Table, fea: pa.Table, *, ttl_h: float | None = None, avail: bool = True, **kw
+) -> dict[int, object]:
+    spec = JoinSpec(
+        ("user_id",),
+        "t",
+        "event_time",
+        ("f",),
+        "available_time" if avail else None,
+        int(ttl_h * 3600 * 1e6) if ttl_h is not None else None,
+        **kw,
+    )
     out = asof_join(lab, fea, spec).to_pydict()
-    assert sorted(out["label_id"]) == sorted(lab.column("label_id").to_pylist())  # each label exactly once
+    assert sorted(out["label_id"]) == sorted(
+        lab.column("label_id").to_pylist()
+    )  # each label exactly once
     return dict(zip(out["label_id"], out["f"]))
 
 
 def test_latest_row_at_or_before_label_time_inclusive():
-    got = run(labels([(1, 1, 10), (2, 1, 9.5), (3, 1, 8)]), feats([(1, 9, 9, 1.0), (1, 10, 10, 2.0), (1, 11, 11, 3.0)]))
+    got = run(
+        labels([(1, 1, 10), (2, 1, 9.5), (3, 1, 8)]),
+        feats([(1, 9, 9, 1.0), (1, 10, 10, 2.0), (1, 11, 11, 3.0)]),
+    )
     assert got == {1: 2.0, 2: 1.0, 3: None}
 
 
@@ -106,18 +129,30 @@ def test_no_feature_rows_gives_typed_nulls():
 
 def test_event_time_output_is_the_chosen_row_even_when_names_clash():
     spec = JoinSpec(("user_id",), "t", "event_time", ("f",), "available_time", event_time_as="ft")
-    out = asof_join(labels([(1, 1, 10)]), feats([(1, 9, 9, 1.0), (1, 10, 11, 2.0)]), spec).to_pydict()
+    out = asof_join(
+        labels([(1, 1, 10)]), feats([(1, 9, 9, 1.0), (1, 10, 11, 2.0)]), spec
+    ).to_pydict()
     assert out["ft"] == [h(9)]
     clash = labels([(1, 1, 10)]).rename_columns(["label_id", "user_id", "event_time"])
-    spec = JoinSpec(("user_id",), "event_time", "event_time", ("f",), "available_time", event_time_as="ft")
+    spec = JoinSpec(
+        ("user_id",), "event_time", "event_time", ("f",), "available_time", event_time_as="ft"
+    )
     out = asof_join(clash, feats([(1, 9, 9, 1.0)]), spec).to_pydict()
     assert out["ft"] == [h(9)] and out["event_time"] == [h(10)]
 
 
 def test_multi_key_entities():
-    lab = pa.table({"label_id": [1, 2], "user_id": [1, 1], "item_id": [1, 2], "t": pa.array([h(5), h(5)], TS)})
-    fea = pa.table({"user_id": [1, 1], "item_id": [1, 2], "event_time": pa.array([h(1), h(2)], TS),
-                    "f": [10.0, 20.0]})
+    lab = pa.table(
+        {"label_id": [1, 2], "user_id": [1, 1], "item_id": [1, 2], "t": pa.array([h(5), h(5)], TS)}
+    )
+    fea = pa.table(
+        {
+            "user_id": [1, 1],
+            "item_id": [1, 2],
+            "event_time": pa.array([h(1), h(2)], TS),
+            "f": [10.0, 20.0],
+        }
+    )
     spec = JoinSpec(("user_id", "item_id"), "t", "event_time", ("f",))
     out = asof_join(lab, fea, spec).to_pydict()
     assert dict(zip(out["label_id"], out["f"])) == {1: 10.0, 2: 20.0}
@@ -125,10 +160,13 @@ def test_multi_key_entities():
 
 # -- property test against brute force ------------------------------------------------------------
 
+
 def brute_force(lab: pd.DataFrame, fea: pd.DataFrame, ttl_h: float | None) -> dict[int, object]:
     out = {}
     for r in lab.itertuples():
-        cand = fea[(fea.user_id == r.user_id) & (fea.event_time <= r.t) & (fea.available_time <= r.t)]
+        cand = fea[
+            (fea.user_id == r.user_id) & (fea.event_time <= r.t) & (fea.available_time <= r.t)
+        ]
         best = None
         if len(cand):
             top = cand.sort_values(["event_time", "available_time"]).iloc[-1]
@@ -144,8 +182,13 @@ hours = st.integers(min_value=0, max_value=12)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lab=st.lists(st.tuples(st.integers(0, 3), hours), min_size=1, max_size=15),
-    fea=st.lists(st.tuples(st.integers(0, 3), hours, st.integers(0, 3), st.one_of(st.none(), st.floats(-5, 5))),
-                 max_size=25, unique_by=lambda r: (r[0], r[1], r[2])),
+    fea=st.lists(
+        st.tuples(
+            st.integers(0, 3), hours, st.integers(0, 3), st.one_of(st.none(), st.floats(-5, 5))
+        ),
+        max_size=25,
+        unique_by=lambda r: (r[0], r[1], r[2]),
+    ),
     ttl=st.one_of(st.none(), st.integers(1, 6)),
 )
 def test_matches_brute_force(lab, fea, ttl):
@@ -170,17 +213,31 @@ def test_empty_labels():
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    fea=st.lists(st.tuples(st.integers(0, 3), hours, st.integers(0, 3), st.one_of(st.none(), st.floats(-5, 5))),
-                 max_size=25, unique_by=lambda r: (r[0], r[1], r[2])),
-    at_hour=hours, ttl=st.one_of(st.none(), st.integers(1, 6)),
+    fea=st.lists(
+        st.tuples(
+            st.integers(0, 3), hours, st.integers(0, 3), st.one_of(st.none(), st.floats(-5, 5))
+        ),
+        max_size=25,
+        unique_by=lambda r: (r[0], r[1], r[2]),
+    ),
+    at_hour=hours,
+    ttl=st.one_of(st.none(), st.integers(1, 6)),
 )
 def test_latest_per_entity_equals_the_general_join(fea, at_hour, ttl):
     from mlray.offline.asof import latest_per_entity
 
     fea_t = feats([(u, e, e + d, v) for u, e, d, v in fea])
     ents = labels([(u, u, at_hour) for u in range(5)])
-    spec = JoinSpec(("user_id",), "t", "event_time", ("f", "available_time"), "available_time",
-                    int(ttl * 3600 * 1e6) if ttl else None, {"f": -9.0}, "chosen")
+    spec = JoinSpec(
+        ("user_id",),
+        "t",
+        "event_time",
+        ("f", "available_time"),
+        "available_time",
+        int(ttl * 3600 * 1e6) if ttl else None,
+        {"f": -9.0},
+        "chosen",
+    )
     fast = latest_per_entity(fea_t, spec, ents).sort_by("label_id")
     general = asof_join(ents, fea_t, spec).sort_by("label_id").select(fast.column_names)
     assert fast.equals(general)

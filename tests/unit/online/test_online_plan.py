@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -19,14 +19,24 @@ from mlray.store import _ApplyOnDemand
 
 REPO = FeatureRepository.from_module("mlray.demo.features")
 OD = check_on_demand(REPO, [demo.request_features])
-WHEN = datetime(2026, 5, 1, 21, 30, tzinfo=timezone.utc)
+WHEN = datetime(2026, 5, 1, 21, 30, tzinfo=UTC)
 
 
 def test_plan_groups_reads_by_view_and_keeps_the_requested_order():
-    plan = build_plan(REPO, OD, ["item_stats:ctr_24h", "user_activity:ctr_7d", "item_stats:current_price"])
+    plan = build_plan(
+        REPO, OD, ["item_stats:ctr_24h", "user_activity:ctr_7d", "item_stats:current_price"]
+    )
     assert [v.view.name for v in plan.views] == ["item_stats", "user_activity"]
-    assert plan.features == ["item_stats__ctr_24h", "user_activity__ctr_7d", "item_stats__current_price"]
-    assert plan.order((1, 2, 3)) == (1, 3, 2)  # read order (view by view) back to the requested order
+    assert plan.features == [
+        "item_stats__ctr_24h",
+        "user_activity__ctr_7d",
+        "item_stats__current_price",
+    ]
+    assert plan.order((1, 2, 3)) == (
+        1,
+        3,
+        2,
+    )  # read order (view by view) back to the requested order
     service = build_plan(REPO, OD, "ctr_model_v1")
     assert service.order is None and len(service.features) == 14 and len(service.views) == 3
 
@@ -36,7 +46,10 @@ def test_on_demand_sources_are_read_but_not_returned_unless_asked():
     assert [v.names for v in plan.views] == [("user_activity__usual_price_7d",)]
     assert plan.features == ["request_features__hour_of_day"] and plan.order((12.0, 21)) == (21,)
     both = build_plan(REPO, OD, ["user_activity:usual_price_7d", "request_features:price_vs_usual"])
-    assert both.order is None and both.features == ["user_activity__usual_price_7d", "request_features__price_vs_usual"]
+    assert both.order is None and both.features == [
+        "user_activity__usual_price_7d",
+        "request_features__price_vs_usual",
+    ]
 
 
 def test_unknown_names_list_close_valid_ones_of_both_kinds():
@@ -50,51 +63,103 @@ def test_unknown_names_list_close_valid_ones_of_both_kinds():
 
 def test_on_demand_definitions_are_checked():
     with pytest.raises(DefinitionError, match="already used"):
-        check_on_demand(REPO, [OnDemandFeatureView("item_stats", [], [], [Field("x", pa.int64())], lambda i: i)])
+        check_on_demand(
+            REPO, [OnDemandFeatureView("item_stats", [], [], [Field("x", pa.int64())], lambda i: i)]
+        )
     with pytest.raises(NotFoundError, match="user_activity:nope"):
-        check_on_demand(REPO, [OnDemandFeatureView("odd", [], ["user_activity:nope"], [Field("x", pa.int64())],
-                                                   lambda i: i)])
+        check_on_demand(
+            REPO,
+            [
+                OnDemandFeatureView(
+                    "odd", [], ["user_activity:nope"], [Field("x", pa.int64())], lambda i: i
+                )
+            ],
+        )
     with pytest.raises(DefinitionError, match="must look like 'view:feature'"):
         OnDemandFeatureView("odd", [], ["usual_price"], [Field("x", pa.int64())], lambda i: i)
     with pytest.raises(DefinitionError, match="shadow 'request_time'"):
-        OnDemandFeatureView("odd", [Field("request_time", pa.int64())], [], [Field("x", pa.int64())], lambda i: i)
+        OnDemandFeatureView(
+            "odd", [Field("request_time", pa.int64())], [], [Field("x", pa.int64())], lambda i: i
+        )
 
 
 def context_columns():
-    return {"request_time": pa.array([WHEN, WHEN.replace(hour=3)], pa.timestamp("us", tz="UTC")),
-            "device": pa.array(["tablet", None]), "price": pa.array([30.0, 5.0]),
-            "user_activity__usual_price_7d": pa.array([20.0, None])}
+    return {
+        "request_time": pa.array([WHEN, WHEN.replace(hour=3)], pa.timestamp("us", tz="UTC")),
+        "device": pa.array(["tablet", None]),
+        "price": pa.array([30.0, 5.0]),
+        "user_activity__usual_price_7d": pa.array([20.0, None]),
+    }
 
 
 def test_the_demo_request_features():
     out = {k: v.to_pylist() for k, v in demo.request_features.compute(context_columns()).items()}
-    assert out == {"hour_of_day": [21, 3], "price_vs_usual": [1.5, None], "device_mobile": [0, 0],
-                   "device_desktop": [0, 0], "device_tablet": [1, 0]}
+    assert out == {
+        "hour_of_day": [21, 3],
+        "price_vs_usual": [1.5, None],
+        "device_mobile": [0, 0],
+        "device_desktop": [0, 0],
+        "device_tablet": [1, 0],
+    }
 
 
 def test_offline_and_online_paths_give_identical_outputs():
-    features = ["request_features:price_vs_usual", "request_features:hour_of_day", "request_features:device_tablet"]
+    features = [
+        "request_features:price_vs_usual",
+        "request_features:hour_of_day",
+        "request_features:device_tablet",
+    ]
     refs = resolve_features(REPO, OD, features)
-    names = {str(r): f"{r.view}__{r.feature}" for r in refs} | {"user_activity:usual_price_7d": "usual"}
+    names = {str(r): f"{r.view}__{r.feature}" for r in refs} | {
+        "user_activity:usual_price_7d": "usual"
+    }
     cols = context_columns()
-    batch = pa.table({"user_id": [1, 2], "event_time": cols["request_time"], "device": cols["device"],
-                      "price": cols["price"], "usual": cols["user_activity__usual_price_7d"]})
+    batch = pa.table(
+        {
+            "user_id": [1, 2],
+            "event_time": cols["request_time"],
+            "device": cols["device"],
+            "price": cols["price"],
+            "usual": cols["user_activity__usual_price_7d"],
+        }
+    )
     offline = _ApplyOnDemand([demo.request_features], refs, names, "event_time", ["usual"])(batch)
-    reader = OnlineReader(store=None, repo=REPO, on_demand=OD, project="t")  # the store is not reached below
+    reader = OnlineReader(
+        store=None, repo=REPO, on_demand=OD, project="t"
+    )  # the store is not reached below
     plan = reader.plan(features)
     for i, when in enumerate((WHEN, WHEN.replace(hour=3))):
-        request = [{"user_id": i + 1, "device": batch["device"][i].as_py(), "price": batch["price"][i].as_py()}]
+        request = [
+            {
+                "user_id": i + 1,
+                "device": batch["device"][i].as_py(),
+                "price": batch["price"][i].as_py(),
+            }
+        ]
         stored = [(batch["usual"][i].as_py(),)]
-        online = plan.order(reader._on_demand(plan, request, stored, int(when.timestamp() * 1e6))[0])
+        online = plan.order(
+            reader._on_demand(plan, request, stored, int(when.timestamp() * 1e6))[0]
+        )
         assert online == tuple(offline.column(f.replace(":", "__"))[i].as_py() for f in features)
-    assert offline.column_names == ["user_id", "event_time", "device", "price", *[f.replace(":", "__") for f in features]]
+    assert offline.column_names == [
+        "user_id",
+        "event_time",
+        "device",
+        "price",
+        *[f.replace(":", "__") for f in features],
+    ]
 
 
 def test_broken_transforms_and_inputs_are_typed_errors():
     def make(fn):
-        return OnDemandFeatureView("odd", [Field("price", pa.float64())], [], [Field("x", pa.float64())], fn)
+        return OnDemandFeatureView(
+            "odd", [Field("price", pa.float64())], [], [Field("x", pa.float64())], fn
+        )
 
-    cols = {"request_time": pa.array([WHEN], pa.timestamp("us", tz="UTC")), "price": pa.array([1.0])}
+    cols = {
+        "request_time": pa.array([WHEN], pa.timestamp("us", tz="UTC")),
+        "price": pa.array([1.0]),
+    }
     with pytest.raises(DefinitionError, match="returned no 'x'"):
         make(lambda i: {}).compute(cols)
     with pytest.raises(DefinitionError, match=r"shape \(2,\)"):
@@ -109,28 +174,48 @@ def test_broken_transforms_and_inputs_are_typed_errors():
 
 def test_results_as_rows_columns_and_missing():
     plan = build_plan(REPO, OD, ["user_activity:ctr_7d", "item_stats:ctr_24h"])
-    res = OnlineFeatures(plan.features, [(0.1, 0.2), (0.3, None)], {"user_activity": [5_000_000, 1_000_000],
-                                                                    "item_stats": [5_000_000, None]},
-                         6_000_000, plan.missing)
-    assert res.rows == [{"user_activity__ctr_7d": 0.1, "item_stats__ctr_24h": 0.2},
-                        {"user_activity__ctr_7d": 0.3, "item_stats__ctr_24h": None}]
-    assert res.to_dict() == {"user_activity__ctr_7d": [0.1, 0.3], "item_stats__ctr_24h": [0.2, None]}
+    res = OnlineFeatures(
+        plan.features,
+        [(0.1, 0.2), (0.3, None)],
+        {"user_activity": [5_000_000, 1_000_000], "item_stats": [5_000_000, None]},
+        6_000_000,
+        plan.missing,
+    )
+    assert res.rows == [
+        {"user_activity__ctr_7d": 0.1, "item_stats__ctr_24h": 0.2},
+        {"user_activity__ctr_7d": 0.3, "item_stats__ctr_24h": None},
+    ]
+    assert res.to_dict() == {
+        "user_activity__ctr_7d": [0.1, 0.3],
+        "item_stats__ctr_24h": [0.2, None],
+    }
     assert res.missing == [[], ["item_stats:ctr_24h"]]
     assert res.ages_s() == {"user_activity": [1.0, 5.0], "item_stats": [1.0, None]}
-    assert res.event_times["item_stats"][0] == datetime(1970, 1, 1, 0, 0, 5, tzinfo=timezone.utc)
-    empty = OnlineFeatures(plan.features, [], {"user_activity": [], "item_stats": []}, 0, plan.missing)
-    assert empty.to_dict() == {"user_activity__ctr_7d": [], "item_stats__ctr_24h": []} and empty.missing == []
+    assert res.event_times["item_stats"][0] == datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC)
+    empty = OnlineFeatures(
+        plan.features, [], {"user_activity": [], "item_stats": []}, 0, plan.missing
+    )
+    assert (
+        empty.to_dict() == {"user_activity__ctr_7d": [], "item_stats__ctr_24h": []}
+        and empty.missing == []
+    )
 
 
 def test_cli_entity_parsing():
-    assert parse_entity(["user_id=7", "device=mobile", "price=12.5", "code=007x"]) == \
-        {"user_id": 7, "device": "mobile", "price": 12.5, "code": "007x"}
+    assert parse_entity(["user_id=7", "device=mobile", "price=12.5", "code=007x"]) == {
+        "user_id": 7,
+        "device": "mobile",
+        "price": 12.5,
+        "code": "007x",
+    }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_entity(["user_id"])
 
 
 def test_target_hides_the_password_and_takes_a_longer_write_timeout():
-    t = RedisTarget("rediss://user:s3cret@host:6380/0", "mlray:demo:", timeout_s=0.5, write_timeout_s=20)
+    t = RedisTarget(
+        "rediss://user:s3cret@host:6380/0", "mlray:demo:", timeout_s=0.5, write_timeout_s=20
+    )
     assert t.display_url == "rediss://user:***@host:6380/0" and t.for_writes().timeout_s == 20
 
 

@@ -21,6 +21,12 @@ def trained() -> TrainedReference:
 
 @pytest.fixture(scope="session")
 def exported(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export_model(trained.model, trained.data.metadata(), tmp_path_factory.mktemp("artifact"),
-                        x_test=trained.x_test, y_test=trained.y_test, calibration=trained.x_train,
-                        model_version="ctr/7")
+    return export_model(
+        trained.model,
+        trained.data.metadata(),
+        tmp_path_factory.mktemp("artifact"),
+        x_test=trained.x_test,
+        y_test=trained.y_test,
+        calibration=trained.x_train,
+        model_version="ctr/7",
+    )

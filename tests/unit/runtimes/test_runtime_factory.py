@@ -17,14 +17,19 @@ from mlray.runtimes.onnxruntime_rt import cuda_provider_available
 NO_GPU_ENGINES = not tensorrt_available() and not cuda_provider_available()
 
 
-@pytest.mark.parametrize(("kwargs", "word"), [
-    ({"runtime": "tensorflow"}, "runtime 'tensorflow'"),
-    ({"precision": "int4"}, "precision 'int4'"),
-    ({"device": "tpu"}, "device 'tpu'"),
-    ({"runtime": "onnxruntime", "precision": "fp16"}, "TensorRT"),
-    ({"runtime": "torch", "precision": "int8"}, "fp32 only"),
-])
-def test_unknown_or_impossible_choices_are_config_errors(exported: ExportResult, kwargs: dict, word: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"runtime": "tensorflow"}, "runtime 'tensorflow'"),
+        ({"precision": "int4"}, "precision 'int4'"),
+        ({"device": "tpu"}, "device 'tpu'"),
+        ({"runtime": "onnxruntime", "precision": "fp16"}, "TensorRT"),
+        ({"runtime": "torch", "precision": "int8"}, "fp32 only"),
+    ],
+)
+def test_unknown_or_impossible_choices_are_config_errors(
+    exported: ExportResult, kwargs: dict, word: str
+) -> None:
     with pytest.raises(ConfigError, match=word):
         load_runtime(exported.artifact.root, **kwargs)
 
@@ -45,12 +50,16 @@ def test_auto_falls_back_to_fp32_without_int8(exported: ExportResult, tmp_path: 
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT is present: tests/gpu covers it")
-def test_tensorrt_where_absent_is_backend_unavailable(exported: ExportResult, tmp_path: Path) -> None:
+def test_tensorrt_where_absent_is_backend_unavailable(
+    exported: ExportResult, tmp_path: Path
+) -> None:
     with pytest.raises(BackendUnavailable, match="TensorRT not available.*runtime='onnxruntime'"):
         load_runtime(exported.artifact.root, "tensorrt", engine_cache_dir=tmp_path)
 
 
-@pytest.mark.skipif(cuda_provider_available(), reason="the CUDA provider is present: tests/gpu covers it")
+@pytest.mark.skipif(
+    cuda_provider_available(), reason="the CUDA provider is present: tests/gpu covers it"
+)
 def test_cuda_provider_where_absent_is_a_config_error(exported: ExportResult) -> None:
     with pytest.raises(ConfigError, match="onnxruntime-gpu"):
         load_runtime(exported.artifact.root, "onnxruntime", "fp32", device="cuda")
@@ -59,8 +68,10 @@ def test_cuda_provider_where_absent_is_a_config_error(exported: ExportResult) ->
 def test_sources_dir_onnx_file_and_mapping_agree(exported: ExportResult) -> None:
     art = exported.artifact
     x = np.zeros((3, art.num_features), np.float32)
-    outs = [load_runtime(src, "onnxruntime", "fp32", device="cpu").predict(x)
-            for src in (art.root, art.onnx_path, {"onnx": art.onnx_path, "int8": art.int8_path}, art)]
+    outs = [
+        load_runtime(src, "onnxruntime", "fp32", device="cpu").predict(x)
+        for src in (art.root, art.onnx_path, {"onnx": art.onnx_path, "int8": art.int8_path}, art)
+    ]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
     assert as_artifact(art.onnx_path).feature_names == art.feature_names

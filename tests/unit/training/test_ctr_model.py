@@ -13,10 +13,18 @@ from mlray.training.model import CTRModel, ModelSpec, build_model
 
 
 def make_spec(**over) -> ModelSpec:
-    body = {"numeric": ["v__a", "v__b"], "categorical": ["v__cat", "r__hour"],
-            "vocab": {"v__cat": ["books", "toys"], "r__hour": [str(h) for h in range(24)]},
-            "means": [10.0, -1.0], "stds": [2.0, 0.5], "fills": [10.0, -1.0], "hidden": [8, 4], "embedding_dim": 3,
-            "dropout": 0.0, "feature_refs": ["v:a", "v:b", "v:cat", "r:hour"]}
+    body = {
+        "numeric": ["v__a", "v__b"],
+        "categorical": ["v__cat", "r__hour"],
+        "vocab": {"v__cat": ["books", "toys"], "r__hour": [str(h) for h in range(24)]},
+        "means": [10.0, -1.0],
+        "stds": [2.0, 0.5],
+        "fills": [10.0, -1.0],
+        "hidden": [8, 4],
+        "embedding_dim": 3,
+        "dropout": 0.0,
+        "feature_refs": ["v:a", "v:b", "v:cat", "r:hour"],
+    }
     body.update(over)
     return ModelSpec(**body)
 
@@ -25,7 +33,10 @@ def test_spec_round_trips_through_json_and_declares_the_input_order():
     spec = make_spec()
     body = json.loads(spec.to_json())
     assert body["feature_names"] == ["v__a", "v__b", "v__cat", "r__hour"]
-    assert body["numeric_features"] == ["v__a", "v__b"] and body["categorical_features"] == ["v__cat", "r__hour"]
+    assert body["numeric_features"] == ["v__a", "v__b"] and body["categorical_features"] == [
+        "v__cat",
+        "r__hour",
+    ]
     assert ModelSpec.from_json(spec.to_json()) == spec
     assert spec.cardinalities() == [3, 25]
 
@@ -61,8 +72,10 @@ def test_normalization_is_folded_into_the_module():
     torch.manual_seed(0)
     spec = make_spec()
     model = build_model(spec)
-    shifted = build_model(make_spec(means=[0.0, 0.0], stds=[1.0, 1.0], fills=[0.0, 0.0]), model.state_dict() | {
-        "mean": torch.zeros(2), "std": torch.ones(2), "fill": torch.zeros(2)})
+    shifted = build_model(
+        make_spec(means=[0.0, 0.0], stds=[1.0, 1.0], fills=[0.0, 0.0]),
+        model.state_dict() | {"mean": torch.zeros(2), "std": torch.ones(2), "fill": torch.zeros(2)},
+    )
     raw = torch.tensor([[14.0, 0.0, 1.0, 2.0]])
     normalized = torch.tensor([[(14.0 - 10.0) / 2.0, (0.0 + 1.0) / 0.5, 1.0, 2.0]])
     assert torch.allclose(model(raw), shifted(normalized), atol=1e-6)

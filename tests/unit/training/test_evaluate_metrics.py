@@ -29,7 +29,13 @@ def pairwise_auc(y, p) -> float:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.sampled_from([0.1, 0.2, 0.5, 0.7, 0.9])), min_size=2, max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from([0.1, 0.2, 0.5, 0.7, 0.9])),
+        min_size=2,
+        max_size=40,
+    )
+)
 def test_auc_equals_the_pairwise_definition_with_ties(pairs):
     y = np.array([a for a, _ in pairs], float)
     p = np.array([b for _, b in pairs])
@@ -60,5 +66,8 @@ def test_plots_are_png_files(tmp_path: Path):
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 0.3, 500)
     y = (rng.random(500) < p).astype(float)
-    for path in (reliability_plot(y, p, tmp_path / "r.png"), score_histogram(y, p, tmp_path / "h.png")):
+    for path in (
+        reliability_plot(y, p, tmp_path / "r.png"),
+        score_histogram(y, p, tmp_path / "h.png"),
+    ):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

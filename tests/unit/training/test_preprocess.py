@@ -21,9 +21,14 @@ from mlray.training.preprocess import (
     value_counts,
 )
 
-SPEC = ModelSpec(numeric=["u__ctr", "i__pop"], categorical=["c__category", "r__hour"],
-                 vocab={"c__category": ["books", "toys"], "r__hour": ["0", "13", "7"]},
-                 means=[0.1, 100.0], stds=[0.05, 50.0], fills=[0.1, 100.0])
+SPEC = ModelSpec(
+    numeric=["u__ctr", "i__pop"],
+    categorical=["c__category", "r__hour"],
+    vocab={"c__category": ["books", "toys"], "r__hour": ["0", "13", "7"]},
+    means=[0.1, 100.0],
+    stds=[0.05, 50.0],
+    fills=[0.1, 100.0],
+)
 ROWS = [
     {"u__ctr": 0.2, "i__pop": 40, "c__category": "toys", "r__hour": 13, "extra": "ignored"},
     {"u__ctr": None, "i__pop": 7.5, "c__category": None, "r__hour": 7},
@@ -38,19 +43,29 @@ def test_rows_encode_to_the_input_matrix():
     np.testing.assert_array_equal(x, EXPECTED)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: pd.DataFrame(ROWS),
-    lambda: pa.Table.from_pylist(ROWS),
-    lambda: {k: [r.get(k) for r in ROWS] for k in ("u__ctr", "i__pop", "c__category", "r__hour")},
-    lambda: pa.Table.from_pylist(ROWS).to_pandas(types_mapper=pd.ArrowDtype),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pd.DataFrame(ROWS),
+        lambda: pa.Table.from_pylist(ROWS),
+        lambda: {
+            k: [r.get(k) for r in ROWS] for k in ("u__ctr", "i__pop", "c__category", "r__hour")
+        },
+        lambda: pa.Table.from_pylist(ROWS).to_pandas(types_mapper=pd.ArrowDtype),
+    ],
+)
 def test_every_input_form_gives_the_same_matrix(make):
     np.testing.assert_array_equal(encode_frame(SPEC, make()), EXPECTED)
 
 
 def test_integral_categories_match_whatever_their_type():
     for hour in (13, 13.0, "13", np.int64(13)):
-        assert encode_frame(SPEC, [{"u__ctr": 0, "i__pop": 0, "c__category": "x", "r__hour": hour}])[0, 3] == 2
+        assert (
+            encode_frame(SPEC, [{"u__ctr": 0, "i__pop": 0, "c__category": "x", "r__hour": hour}])[
+                0, 3
+            ]
+            == 2
+        )
 
 
 def test_missing_feature_is_a_schema_error_naming_it():
@@ -62,7 +77,9 @@ def test_non_numeric_value_is_a_schema_error_naming_the_feature():
     with pytest.raises(SchemaError, match="u__ctr"):
         encode_frame(SPEC, [{"u__ctr": "high", "i__pop": 1, "c__category": "toys", "r__hour": 1}])
     with pytest.raises(SchemaError, match="u__ctr"):
-        encode_frame(SPEC, pa.table({"u__ctr": ["x"], "i__pop": [1], "c__category": ["a"], "r__hour": [1]}))
+        encode_frame(
+            SPEC, pa.table({"u__ctr": ["x"], "i__pop": [1], "c__category": ["a"], "r__hour": [1]})
+        )
 
 
 def test_label_array_accepts_booleans_and_refuses_nulls():
@@ -96,8 +113,12 @@ def test_block_statistics_merge_to_the_whole_data_statistics():
 
 
 def test_spec_from_stats_keeps_the_most_frequent_values_sorted_and_safe_stds():
-    stats = merge_stats([partial_stats(pa.table({"n": [1.0, 1.0, 1.0], "c": ["z", "y", "z"]}), ["n"], ["c"])])
-    spec = spec_from_stats(stats, ["n"], ["c"], hidden=[4], embedding_dim=2, dropout=0.0, max_vocab=1)
+    stats = merge_stats(
+        [partial_stats(pa.table({"n": [1.0, 1.0, 1.0], "c": ["z", "y", "z"]}), ["n"], ["c"])]
+    )
+    spec = spec_from_stats(
+        stats, ["n"], ["c"], hidden=[4], embedding_dim=2, dropout=0.0, max_vocab=1
+    )
     assert spec.vocab == {"c": ["z"]}
     assert spec.means == [1.0] and spec.stds == [1.0] and spec.fills == [1.0]
 

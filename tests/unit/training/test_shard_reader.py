@@ -21,7 +21,7 @@ class Source:
     def iter_torch_batches(self, *, batch_size: int, **kwargs):
         self.reads.append({"batch_size": batch_size, **kwargs})
         for i in range(0, len(self.y), batch_size):
-            yield {"x": self.x[i:i + batch_size], "y": self.y[i:i + batch_size]}
+            yield {"x": self.x[i : i + batch_size], "y": self.y[i : i + batch_size]}
 
 
 def ids(batches) -> list[int]:
@@ -38,8 +38,16 @@ def test_first_epoch_streams_in_order_in_reads_of_several_batches_then_caches():
     batches = list(reader.epoch(0))
     assert [len(y) for _, y in batches] == [64] * 15 + [40]
     assert ids(batches) == list(range(ROWS))
-    assert src.reads == [{"batch_size": 256, "dtypes": torch.float32, "device": torch.device("cpu"),
-                          "prefetch_batches": 3, "local_shuffle_buffer_size": None, "local_shuffle_seed": None}]
+    assert src.reads == [
+        {
+            "batch_size": 256,
+            "dtypes": torch.float32,
+            "device": torch.device("cpu"),
+            "prefetch_batches": 3,
+            "local_shuffle_buffer_size": None,
+            "local_shuffle_seed": None,
+        }
+    ]
     assert reader.cached_rows == ROWS
 
 
@@ -86,7 +94,9 @@ def test_unshuffled_reader_keeps_shard_order_from_memory():
     src = Source()
     reader = ShardReader(src, 300, shuffle=False, shuffle_rows=500, cache_bytes=10**6)
     assert ids(reader.epoch(0)) == list(range(ROWS))
-    assert src.reads[0]["local_shuffle_buffer_size"] is None  # shuffle=False wins over a buffer size
+    assert (
+        src.reads[0]["local_shuffle_buffer_size"] is None
+    )  # shuffle=False wins over a buffer size
     assert ids(reader.epoch(1)) == list(range(ROWS)) and len(src.reads) == 1
 
 
@@ -101,7 +111,10 @@ def test_streamed_shuffle_buffer_gets_a_seed_per_epoch():
 
 
 def test_concat_keeps_dtype_shape_and_values():
-    parts = [torch.arange(6, dtype=torch.float32).reshape(3, 2), torch.arange(6, 10, dtype=torch.float32).reshape(2, 2)]
+    parts = [
+        torch.arange(6, dtype=torch.float32).reshape(3, 2),
+        torch.arange(6, 10, dtype=torch.float32).reshape(2, 2),
+    ]
     out = concat(parts)
     assert out.dtype == torch.float32 and out.shape == (5, 2)
     assert torch.equal(out, torch.cat(parts))

@@ -16,8 +16,11 @@ SPEC = ModelSpec(numeric=["a"], categorical=[], vocab={}, means=[0.0], stds=[1.0
 
 
 def test_best_row_by_metric_with_nan_as_worst_and_later_epoch_on_ties():
-    rows = [{"epoch": 0, "val_auc": 0.7, "val_loss": 0.3}, {"epoch": 1, "val_auc": math.nan, "val_loss": 0.1},
-            {"epoch": 2, "val_auc": 0.7, "val_loss": 0.2}]
+    rows = [
+        {"epoch": 0, "val_auc": 0.7, "val_loss": 0.3},
+        {"epoch": 1, "val_auc": math.nan, "val_loss": 0.1},
+        {"epoch": 2, "val_auc": 0.7, "val_loss": 0.2},
+    ]
     assert best_row(rows, "val_auc", "max")["epoch"] == 2
     assert best_row(rows, "val_loss", "min")["epoch"] == 1
 
@@ -32,9 +35,15 @@ def test_loop_config_takes_trial_params_over_the_model_section():
 
 
 def test_search_space_turns_dimensions_into_tune_domains():
-    cfg = TrainConfig(tune={"search_space": {"lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
-                                             "width": {"kind": "choice", "values": [16, 32]},
-                                             "layers": {"kind": "randint", "low": 1, "high": 3}}})
+    cfg = TrainConfig(
+        tune={
+            "search_space": {
+                "lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+                "width": {"kind": "choice", "values": [16, 32]},
+                "layers": {"kind": "randint", "low": 1, "high": 3},
+            }
+        }
+    )
     space = search_space(cfg)
     assert isinstance(space["lr"], tune.search.sample.Float)
     assert isinstance(space["width"], tune.search.sample.Categorical)

@@ -22,7 +22,9 @@ from mlray.validation.psi import (
 def test_psi_is_zero_for_equal_shares_and_matches_the_formula():
     assert psi([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == 0.0
     e, a = [0.5, 0.5], [0.8, 0.2]
-    assert psi(e, a) == pytest.approx((0.8 - 0.5) * math.log(0.8 / 0.5) + (0.2 - 0.5) * math.log(0.2 / 0.5))
+    assert psi(e, a) == pytest.approx(
+        (0.8 - 0.5) * math.log(0.8 / 0.5) + (0.2 - 0.5) * math.log(0.2 / 0.5)
+    )
     assert math.isfinite(psi([1.0, 0.0], [0.0, 1.0]))
     with pytest.raises(ConfigError):
         psi([0.5, 0.5], [1.0])
@@ -64,9 +66,14 @@ def test_shifted_data_has_large_psi():
 
 
 def test_reference_round_trips_through_dict():
-    ref = Reference({"f": Distribution("numeric", [0.5, 0.5, 0.0], [1.0], count=10),
-                     "g": Distribution("categorical", [1.0, 0.0, 0.0], categories=["x"], count=10)},
-                    score_distribution(np.linspace(0, 1, 50), 5), rows=10)
+    ref = Reference(
+        {
+            "f": Distribution("numeric", [0.5, 0.5, 0.0], [1.0], count=10),
+            "g": Distribution("categorical", [1.0, 0.0, 0.0], categories=["x"], count=10),
+        },
+        score_distribution(np.linspace(0, 1, 50), 5),
+        rows=10,
+    )
     back = Reference.from_dict(ref.to_dict())
     assert back == ref and back.score.count == 50
     with pytest.raises(ConfigError, match="kind"):
@@ -74,5 +81,12 @@ def test_reference_round_trips_through_dict():
 
 
 def test_category_key_normalizes_types():
-    assert [category_key(v) for v in ("x", 3, 3.0, 2.5, True, None, float("nan"))] == \
-        ["x", "3", "3", "2.5", "true", None, None]
+    assert [category_key(v) for v in ("x", 3, 3.0, 2.5, True, None, float("nan"))] == [
+        "x",
+        "3",
+        "3",
+        "2.5",
+        "true",
+        None,
+        None,
+    ]

@@ -12,8 +12,13 @@ from mlray.validation.report import CheckResult, ValidationReport
 
 def report(*statuses: str, psi=None) -> ValidationReport:
     checks = [CheckResult(f"check {i}", s, f"detail {i}") for i, s in enumerate(statuses)]
-    return ValidationReport(checks=checks, rows=1234, psi=psi or {}, null_rates={"f": 0.01},
-                            schema=[{"column": "f", "type": "double", "nullable": "yes", "checks": "f >= 0"}])
+    return ValidationReport(
+        checks=checks,
+        rows=1234,
+        psi=psi or {},
+        null_rates={"f": 0.01},
+        schema=[{"column": "f", "type": "double", "nullable": "yes", "checks": "f >= 0"}],
+    )
 
 
 def test_passing_report_does_not_raise():

@@ -34,8 +34,13 @@ class BuildResult:
     seconds: float
 
 
-def build_features(settings: Settings, repo: FeatureRepository, start: datetime, end: datetime,
-                   views: list[str] | None = None) -> list[BuildResult]:
+def build_features(
+    settings: Settings,
+    repo: FeatureRepository,
+    start: datetime,
+    end: datetime,
+    views: list[str] | None = None,
+) -> list[BuildResult]:
     """Compute the views' features for ``[start, end)`` and replace that window offline.
 
     Raises:
@@ -44,12 +49,16 @@ def build_features(settings: Settings, repo: FeatureRepository, start: datetime,
     """
     check_window(start, end)
     store = OfflineStore(settings)
-    chosen = [repo.view(v) for v in views] if views else [v for v in repo.views.values() if v.transform]
+    chosen = (
+        [repo.view(v) for v in views] if views else [v for v in repo.views.values() if v.transform]
+    )
     results = []
     for view in chosen:
         if view.transform is None:
-            raise DefinitionError(f"Feature view {view.name!r} has no transform (it is filled by ingest); "
-                                  "build only computed views.")
+            raise DefinitionError(
+                f"Feature view {view.name!r} has no transform (it is filled by ingest); "
+                "build only computed views."
+            )
         t0 = time.perf_counter()
         rows = compute_view(settings, view, store.num_buckets(view), start, end)
         res = store.write(view, rows, window=(start, end))
@@ -59,24 +68,34 @@ def build_features(settings: Settings, repo: FeatureRepository, start: datetime,
 
 def check_window(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
-        raise ConfigError(f"Window bounds need a time zone, got start={start!s} end={end!s}; "
-                          "write them like 2026-01-01T00:00:00Z.")
+        raise ConfigError(
+            f"Window bounds need a time zone, got start={start!s} end={end!s}; "
+            "write them like 2026-01-01T00:00:00Z."
+        )
     if end <= start:
-        raise ConfigError(f"Empty window: end {end.isoformat()} is not after start {start.isoformat()}.")
+        raise ConfigError(
+            f"Empty window: end {end.isoformat()} is not after start {start.isoformat()}."
+        )
 
 
-def compute_view(settings: Settings, view: FeatureView, num_buckets: int, start: datetime,
-                 end: datetime) -> ray.data.Dataset:
+def compute_view(
+    settings: Settings, view: FeatureView, num_buckets: int, start: datetime, end: datetime
+) -> ray.data.Dataset:
     """The view's prepared feature rows for ``[start, end)``, lazily, as a Ray Dataset."""
     assert view.source is not None
-    source = ray.data.read_delta(settings.table_uri("raw", view.source),
-                                 storage_options=settings.storage_options or None)
+    source = ray.data.read_delta(
+        settings.table_uri("raw", view.source), storage_options=settings.storage_options or None
+    )
     lo = start - view.lookback
     source = source.filter(expr=(col(view.source_time) >= lo) & (col(view.source_time) < end))
     n = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     parts = source.repartition(n, keys=list(view.join_keys))
-    computed = parts.map_batches(_RunTransform(view, start, end), batch_format="pandas", batch_size=None)
-    return computed.map_batches(PrepareRows(view, num_buckets, settings.default_timezone), batch_format="pyarrow")
+    computed = parts.map_batches(
+        _RunTransform(view, start, end), batch_format="pandas", batch_size=None
+    )
+    return computed.map_batches(
+        PrepareRows(view, num_buckets, settings.default_timezone), batch_format="pyarrow"
+    )
 
 
 class _RunTransform:
@@ -91,8 +110,10 @@ class _RunTransform:
         expected = [*view.join_keys, EVENT_TIME, *view.feature_names]
         missing = [c for c in expected if c not in out.columns]
         if missing:
-            raise DefinitionError(f"Transform of feature view {view.name!r} ({view.defined_at}) returned no "
-                                  f"column(s) {missing}; it must return {expected}.")
+            raise DefinitionError(
+                f"Transform of feature view {view.name!r} ({view.defined_at}) returned no "
+                f"column(s) {missing}; it must return {expected}."
+            )
         out = out[(out[EVENT_TIME] >= self.start) & (out[EVENT_TIME] < self.end)]
         keep = expected + (["available_time"] if "available_time" in out.columns else [])
         return pa.Table.from_pandas(out[keep], preserve_index=False)
