@@ -1,12 +1,13 @@
-"""The one prepared GPU check: engines built, parity against ONNX Runtime on CPU, batch 1/64/1024 timings.
+"""The one prepared GPU check: engines built, parity with ONNX Runtime on CPU, batch timings.
 
-Run on a machine with an NVIDIA GPU. It exports the reference CTR model
-(hidden 256-128) through the production path, then for every GPU runtime that
-machine offers (PyTorch CUDA always; ONNX Runtime's CUDA provider with
-onnxruntime-gpu; TensorRT FP16 and INT8 with the ``tensorrt`` package) it
-records the load/build time, the largest difference from ONNX Runtime FP32 on
-CPU over the test slice, the AUC, and p50/p99 latency and rows/s at batch 1,
-64 and 1024. ONNX Runtime on the same machine's CPU is timed alongside, as the
+Run on a machine with an NVIDIA GPU. It trains the production CTR model
+(hidden 256-128, on tests/synthetic_ctr.py's clicks) and exports it through
+the production path, then for every GPU runtime that machine offers
+(PyTorch CUDA always; ONNX Runtime's CUDA provider with onnxruntime-gpu;
+TensorRT FP16 and INT8 with the ``tensorrt`` package) it records the
+load/build time, the largest difference from ONNX Runtime FP32 on CPU over
+the test slice, the AUC, and p50/p99 latency and rows/s at batch 1, 64 and
+1024. ONNX Runtime on the same machine's CPU is timed alongside, as the
 baseline. A runtime that cannot run there is listed with the reason.
 
     python benchmarks/gpu_check.py --out results/gpu_check.json
@@ -28,11 +29,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runtimes import measure, summarize  # noqa: E402 - the shared timing loop of benchmarks/runtimes.py
+# The shared timing loop of benchmarks/runtimes.py (which also puts tests/ on the path).
+from runtimes import measure, summarize  # noqa: E402
+from synthetic_ctr import train_ctr  # noqa: E402
 
 from mlray.export.artifacts import export_model  # noqa: E402
-from mlray.export.quantize import roc_auc  # noqa: E402
-from mlray.export.reference_model import train_reference_model  # noqa: E402
+from mlray.metrics import roc_auc  # noqa: E402
 from mlray.runtimes import ModelRuntime, load_runtime  # noqa: E402
 
 BATCHES = (1, 64, 1024)
@@ -108,11 +110,11 @@ def main() -> None:
     args = ap.parse_args()
     report: dict[str, Any] = {"benchmark": "gpu_check", "baseline": BASELINE, "machine": probe()}
     print(json.dumps(report["machine"], indent=2), flush=True)
-    tr = train_reference_model(40_000, hidden=(256, 128), steps=400, seed=0)
+    tr = train_ctr(40_000, hidden=(256, 128), steps=400, batch_size=512, threads=None)
     with tempfile.TemporaryDirectory(prefix="mlray-gpu-") as tmp:
         exported = export_model(
             tr.model,
-            tr.data.metadata(),
+            tr.spec,
             Path(tmp) / "artifact",
             x_test=tr.x_test,
             y_test=tr.y_test,
@@ -138,19 +140,18 @@ def main() -> None:
         )
     report |= {"runtimes": notes, "rows": summarize(samples, aucs, BASELINE)}
     print(
-        f"\n{'runtime':24s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>12s} {'max|diff|':>10s} "
-        f"{'AUC':>7s}"
+        f"\n{'runtime':24s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>12s} "
+        f"{'max|diff|':>10s} {'AUC':>7s}"
     )
     for r in sorted(report["rows"], key=lambda r: (r["batch"], r["runtime"])):
         diff = notes[r["runtime"]]["max_abs_diff_vs_ort_cpu"]
         print(
-            f"{r['runtime']:24s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['rows_per_s']:12,.0f} "
-            f"{diff:10.2e} {r['auc']:7.4f}"
+            f"{r['runtime']:24s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
+            f"{r['rows_per_s']:12,.0f} {diff:10.2e} {r['auc']:7.4f}"
         )
     for name, note in notes.items():
-        print(
-            f"{name}: {note.get('skipped') or note.get('failed') or 'load %.2f s' % note['load_seconds']}"
-        )
+        status = note.get("skipped") or note.get("failed") or f"load {note['load_seconds']:.2f} s"
+        print(f"{name}: {status}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {args.out}")

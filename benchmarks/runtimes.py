@@ -1,7 +1,8 @@
 """Model runtimes on CPU: PyTorch FP32 (baseline) vs ONNX Runtime FP32 and INT8.
 
-Trains the reference CTR model (hidden 256-128, the real model's size) on
-synthetic clicks, exports it with the production path
+Trains the production CTR model (:class:`mlray.training.model.CTRModel`,
+hidden 256-128) on synthetic clicks (tests/synthetic_ctr.py, the model the
+export and runtime tests use, at benchmark size), exports it with the production path
 (:func:`mlray.export.export_model`), then times each runtime through the
 :class:`~mlray.runtimes.ModelRuntime` interface at batch 1, 32 and 1024:
 latency p50/p99 per call and throughput in rows/s, plus the AUC of each on
@@ -23,6 +24,7 @@ import gc
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -32,10 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlray.export.artifacts import export_model
-from mlray.export.quantize import quantize_int8, roc_auc
-from mlray.export.reference_model import TrainedReference, train_reference_model
-from mlray.runtimes import ModelRuntime, load_runtime
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic_ctr import TrainedCTR, train_ctr  # noqa: E402 - the tests' model, at benchmark size
+
+from mlray.export.artifacts import export_model  # noqa: E402
+from mlray.export.quantize import quantize_int8  # noqa: E402
+from mlray.metrics import roc_auc  # noqa: E402
+from mlray.runtimes import ModelRuntime, load_runtime  # noqa: E402
 
 BATCHES = (1, 32, 1024)
 BASELINE = "torch-cpu-fp32"
@@ -47,12 +52,15 @@ def calls_per_round(batch: int) -> int:
 
 
 def build_runtimes(
-    tr: TrainedReference, workdir: Path, threads: int
+    tr: TrainedCTR, workdir: Path, threads: int
 ) -> tuple[dict[str, ModelRuntime], dict]:
-    """Export the model and load every runtime under test (INT8 as exported, QDQ, and in QOperator format)."""
+    """Export the model and load every runtime under test.
+
+    INT8 twice: as exported (QDQ), and quantized again in QOperator format.
+    """
     result = export_model(
         tr.model,
-        tr.data.metadata(),
+        tr.spec,
         workdir / "artifact",
         x_test=tr.x_test,
         y_test=tr.y_test,
@@ -106,7 +114,7 @@ def measure(
     rounds: int,
     batches: tuple[int, ...] = BATCHES,
 ) -> dict[str, dict[int, np.ndarray]]:
-    """Per runtime and batch size, the call times from all rounds (runtimes interleaved per round)."""
+    """Per runtime and batch size, the call times from all rounds (runtimes take turns)."""
     samples: dict[str, dict[int, list[np.ndarray]]] = {
         n: {b: [] for b in batches} for n in runtimes
     }
@@ -124,7 +132,7 @@ def measure(
 def summarize(
     samples: dict[str, dict[int, np.ndarray]], aucs: dict[str, float], baseline: str = BASELINE
 ) -> list[dict[str, Any]]:
-    """One row per (runtime, batch): latency percentiles, rows/s (wall time, and at p50), speedup, AUC."""
+    """One row per (runtime, batch): latency percentiles, rows/s (wall and at p50), speedup, AUC."""
     rows = []
     for name, per in samples.items():
         for b, t in per.items():
@@ -167,20 +175,22 @@ def check_targets(rows: list[dict[str, Any]], aucs: dict[str, float]) -> dict[st
 
 def print_table(rows: list[dict[str, Any]], targets: dict[str, Any]) -> None:
     print(
-        f"\n{'runtime':30s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>11s} {'rows/s@p50':>11s} "
-        f"{'vs base':>8s} {'AUC':>7s}"
+        f"\n{'runtime':30s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'rows/s':>11s} "
+        f"{'rows/s@p50':>11s} {'vs base':>8s} {'AUC':>7s}"
     )
     for r in sorted(rows, key=lambda r: (r["batch"], r["runtime"])):
         print(
-            f"{r['runtime']:30s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['rows_per_s']:11,.0f} "
-            f"{r['rows_per_s_at_p50']:11,.0f} {r['speedup_vs_baseline']:7.2f}x {r['auc']:7.4f}"
+            f"{r['runtime']:30s} {r['batch']:5d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
+            f"{r['rows_per_s']:11,.0f} {r['rows_per_s_at_p50']:11,.0f} "
+            f"{r['speedup_vs_baseline']:7.2f}x {r['auc']:7.4f}"
         )
     print(
         f"\ntarget ONNX Runtime batch-1 p99 < 0.5 ms: {targets['ort_batch1_p99_ms']:.3f} ms "
         f"{'PASS' if targets['ort_batch1_p99_ok'] else 'FAIL'}"
     )
     print(
-        f"target INT8 >= 1.5x FP32 rows/s at batch 1024: {targets['int8_vs_fp32_throughput_b1024']:.2f}x "
+        "target INT8 >= 1.5x FP32 rows/s at batch 1024: "
+        f"{targets['int8_vs_fp32_throughput_b1024']:.2f}x "
         f"{'PASS' if targets['int8_throughput_ok'] else 'FAIL'}"
     )
     print(
@@ -201,7 +211,7 @@ def main() -> None:
     args = ap.parse_args()
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    tr = train_reference_model(args.rows, hidden=(256, 128), steps=args.steps, seed=0)
+    tr = train_ctr(args.rows, hidden=(256, 128), steps=args.steps, batch_size=512, threads=None)
     train_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="mlray-bench-") as tmp:
         runtimes, export = build_runtimes(tr, Path(tmp), args.threads)
@@ -231,7 +241,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(
-        f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}; wrote {args.out}"
+        f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}; "
+        f"wrote {args.out}"
     )
 
 

@@ -69,7 +69,7 @@ def make_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spec_for(x: np.ndarray):
-    from mlray.training.model import ModelSpec
+    from mlray.runtimes.model_spec import ModelSpec
 
     num = x[:, :NUMERIC]
     return ModelSpec(
@@ -98,7 +98,7 @@ def plain_torch(
     was 5x slower here: slicing whole batches is the fast plain loop, so it is the one compared against.)"""
     import torch
 
-    from mlray.training.evaluate import roc_auc
+    from mlray.metrics import roc_auc
     from mlray.training.model import CTRModel
 
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from mlray.config import Settings, load_settings
 from mlray.errors import find_mlray_error
+from mlray.ray_session import set_verbose
 
 
 def run_job(
@@ -20,8 +21,10 @@ def run_job(
     parser.add_argument(
         "--config", help="mlray.yaml settings file (else $MLRAY_CONFIG or ./mlray.yaml)"
     )
+    parser.add_argument("--verbose", action="store_true", help="Show Ray's own logs too.")
     add_args(parser)
     args = parser.parse_args()
+    set_verbose(args.verbose)
     try:
         body(load_settings(args.config), args)
     except Exception as e:  # noqa: BLE001 - non-mlray errors re-raise with their traceback

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _entry import run_job  # noqa: E402
 
-from mlray.cli import parse_time  # noqa: E402
+from mlray.cli_support import parse_time  # noqa: E402
 from mlray.config import Settings  # noqa: E402
 from mlray.store import FeatureStore  # noqa: E402
 

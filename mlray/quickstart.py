@@ -6,6 +6,7 @@ Each stage prints what it did; the run ends with a summary table.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from mlray.config import Settings, load_settings
 from mlray.demo.generate import GenerateSummary, generate_clickstream
-from mlray.ray_session import ensure_ray
+from mlray.ray_session import ensure_ray, set_verbose
 from mlray.store import FeatureStore
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -162,41 +163,38 @@ def train(settings: Settings, run_no: int) -> tuple[Any, str]:
 
 def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[Any, str]:
     """What a serving replica does: champion files from MLflow → ModelRuntime; online features → scores."""
-    import mlflow
-
+    from mlray.registry.download import download_version
     from mlray.registry.tracking import connect
-    from mlray.registry.versions import ModelSpec, version_for_alias
-    from mlray.runtimes.factory import load_runtime
-    from mlray.training.preprocess import encode_frame
+    from mlray.runtimes import load_runtime
+    from mlray.runtimes.encoding import encode_frame
 
     client, _ = connect(settings, str(TRAIN_BUDGET["experiment"]))
-    mv = version_for_alias(client, str(TRAIN_BUDGET["model_name"]), "champion")
-    path = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=mv.source,
-            dst_path=str(Path(settings.data_root) / "serving" / f"v{mv.version}"),
-            tracking_uri=client.tracking_uri,
-        )
+    champion = download_version(
+        client,
+        str(TRAIN_BUDGET["model_name"]),
+        Path(settings.data_root) / "serving",
+        alias="champion",
     )
-    runtime = load_runtime(path)
-    spec = ModelSpec.from_json((path / "model_spec.json").read_text())
+    runtime = load_runtime(champion.path)
     rows = [
         {"user_id": u, "item_id": i, "device": "mobile", "price": 20.0}
         for u, i in [(7, 3), (42, 11), (99, 40)]
     ]
+    spec = champion.spec
     online = fs.get_online_features(rows, spec.feature_refs, request_time=demo.end)
     scores = runtime.predict(encode_frame(spec, online.rows))
-    return (
-        scores,
-        f"champion v{mv.version} on {runtime.name}: scores {', '.join(f'{s:.3f}' for s in scores)}",
-    )
+    shown = ", ".join(f"{s:.3f}" for s in scores)
+    return scores, f"champion v{champion.version} on {runtime.name}: scores {shown}"
 
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description="The whole mlray flow on embedded defaults.")
+    args.add_argument("--verbose", action="store_true", help="Show Ray's own logs too.")
+    set_verbose(args.parse_args(argv).verbose)
     settings = load_settings()
     console.print(f"data root: {settings.data_root}   MLflow: {settings.tracking_uri}")
     ensure_ray(settings)

@@ -1,4 +1,9 @@
-"""Start or join the Ray cluster the settings name (local by default)."""
+"""Start or join the Ray cluster the settings name (local by default).
+
+Besides :mod:`mlray.config` (which reads mlray's own ``MLRAY_*`` variables),
+this is the one module that touches the process environment: the variables
+Ray itself reads when it starts processes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,42 @@ from typing import Any
 from mlray.config import Settings
 
 DASHBOARD_PORT = 8265
+TRAIN_POLL_INTERVAL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+_verbose = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """Show Ray's own output on the console (``--verbose``), or only warnings and live progress.
+
+    Quiet (the default): Ray Data's INFO lines (execution plans, tips) stay in
+    its log file, only the global progress bar of a long execution is drawn,
+    and worker processes' logs stay in Ray's log files (``/tmp/ray/session_latest/logs``).
+    Call it at the edge (CLI, quickstart, jobs) before Ray starts.
+    """
+    global _verbose
+    _verbose = verbose
+    _apply_output()
+
+
+def _apply_output() -> None:
+    import ray.data
+
+    verbose = _verbose
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_operator_progress_bars = verbose
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
+            handler.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def set_train_poll_interval(seconds: float) -> None:
+    """How often Ray Train's controller polls its workers, for the runs this process starts.
+
+    The controller reads it from the environment it inherits when a run starts;
+    Ray's default (2 s) adds up to 2 s to every run, since the end of training
+    is noticed at the next poll.
+    """
+    os.environ[TRAIN_POLL_INTERVAL_ENV] = str(seconds)
 
 
 def ensure_ray(settings: Settings) -> None:
@@ -21,6 +62,7 @@ def ensure_ray(settings: Settings) -> None:
     import ray.data
 
     ray.data.DataContext.get_current().raise_original_map_exception = True
+    _apply_output()
     if ray.is_initialized():
         return
     # Token auth prints a warning on every local start; local clusters bind to 127.0.0.1 only.
@@ -30,7 +72,7 @@ def ensure_ray(settings: Settings) -> None:
     os.environ.setdefault(
         "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(settings.ray.num_cpus or os.cpu_count() or 2)
     )
-    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": _verbose}
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
     else:

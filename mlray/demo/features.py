@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlray.features import Entity, FeatureService, FeatureView, Field
-from mlray.features.on_demand import OnDemandFeatureView
+from mlray.features import Entity, FeatureService, FeatureView, Field, OnDemandFeatureView
 from mlray.features.windows import window_snapshots
 
 CTR_PRIOR, CTR_STRENGTH = 0.07, 20.0

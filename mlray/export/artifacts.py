@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from mlray.errors import SchemaError
-from mlray.export.onnx import check_parity, export_onnx, feature_names_of, spec_to_dict
+from mlray.export.onnx import check_parity, export_onnx, require_spec
 from mlray.export.quantize import Int8Report, QuantFormatName, check_int8, quantize_int8
 from mlray.runtimes.artifact import ONNX_FP32, ONNX_INT8, TORCH_PROGRAM, ModelArtifact
+from mlray.runtimes.model_spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class ExportResult:
 
 def export_model(
     model: Any,
-    spec_or_metadata: Any,
+    spec: ModelSpec,
     out_dir: str | Path,
     *,
     x_test: np.ndarray,
@@ -53,13 +54,16 @@ def export_model(
 
     Args:
         model: the trained ``torch.nn.Module`` (training contract: ``[B, F] -> [B]``).
-        spec_or_metadata: its spec, declaring the input feature order.
+        spec: its spec; ``spec.feature_names`` is the input feature order.
         out_dir: the artifact directory (created).
         x_test: float32 ``[N, F]`` features of the test slice (parity and AUC).
         y_test: labels of the test slice; without them no INT8 model is made.
-        calibration: float32 training rows for INT8 calibration; without them no INT8 model is made.
-        model_version: e.g. ``"ctr_model/3"``, recorded in the manifest and keying TensorRT's cache.
-        max_auc_drop: the INT8 model is kept only if its AUC is at most this much below FP32's.
+        calibration: float32 training rows for INT8 calibration; without them no INT8 model
+            is made.
+        model_version: e.g. ``"ctr_model/3"``, recorded in the manifest and keying TensorRT's
+            cache.
+        max_auc_drop: the INT8 model is kept only if its AUC is at most this much below
+            FP32's.
         parity_atol: largest accepted |ONNX - PyTorch| on the test slice.
         quant_format: ONNX Runtime INT8 format (see :func:`mlray.export.quantize.quantize_int8`).
         include_torch: also save a ``torch.export`` program for the PyTorch runtime.
@@ -68,21 +72,23 @@ def export_model(
         The artifact and the checks' results.
 
     Raises:
+        ConfigError: ``spec`` is not a ModelSpec.
         ValidationFailed: ONNX and PyTorch disagree beyond ``parity_atol``.
         SchemaError: ``x_test``/``calibration`` do not match the feature order.
     """
     started = time.perf_counter()
+    spec = require_spec(spec)
+    names = spec.feature_names
+    _check_matrix(x_test, names, "x_test")
+    if calibration is not None:
+        _check_matrix(calibration, names, "calibration")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec = spec_to_dict(spec_or_metadata)
-    names = feature_names_of(spec)
-    _check_matrix(x_test, names, "x_test")
     onnx_path = export_onnx(model, spec, out / ONNX_FP32)
     parity = check_parity(model, onnx_path, x_test, atol=parity_atol)
     report = None
     int8_path: Path | None = None
     if calibration is not None and y_test is not None:
-        _check_matrix(calibration, names, "calibration")
         int8_path = quantize_int8(
             onnx_path, calibration, out / ONNX_INT8, quant_format=quant_format
         )
@@ -106,7 +112,7 @@ def export_model(
         int8_path=int8_path,
         torch_path=torch_path,
         model_version=model_version,
-        spec=spec,
+        spec=spec.to_dict(),
         checks=checks,
         root=out,
     )

@@ -1,21 +1,24 @@
-"""Export a trained CTR model to ONNX, with its feature order in the file.
+"""Export a trained CTR model to ONNX, with its feature order and spec in the file.
 
 The model keeps the training contract: ``forward(x: float32[B, F]) ->
 float32[B]`` click probabilities, with normalization and null filling folded
 in as buffers, so the exported graph needs nothing but the raw feature matrix.
+The columns are those of its :class:`~mlray.runtimes.model_spec.ModelSpec`,
+``spec.feature_names``, which the file records so a bare ``.onnx`` is enough
+to serve (:func:`mlray.runtimes.onnx_metadata.read_onnx_metadata`).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlray.errors import ConfigError, SchemaError, ValidationFailed
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.runtimes.onnx_metadata import (
     INPUT_NAME,
     META_FEATURE_NAMES,
@@ -28,57 +31,31 @@ from mlray.runtimes.onnx_metadata import (
 OPSET = 17
 
 
-def spec_to_dict(spec_or_metadata: Any) -> dict[str, Any]:
-    """The JSON-serialisable dict of a model spec (an object with ``to_dict()``, or a mapping)."""
-    if hasattr(spec_or_metadata, "to_dict"):
-        spec = spec_or_metadata.to_dict()
-    elif isinstance(spec_or_metadata, Mapping):
-        spec = dict(spec_or_metadata)
-    else:
+def require_spec(spec: Any) -> ModelSpec:
+    """Check that ``spec`` is a :class:`~mlray.runtimes.model_spec.ModelSpec`.
+
+    Raises:
+        ConfigError: anything else, with how to make one from a dict.
+    """
+    if not isinstance(spec, ModelSpec):
         raise ConfigError(
-            f"Model spec must have to_dict() or be a mapping, got {type(spec_or_metadata).__name__}."
+            f"Export needs the model's ModelSpec, got {type(spec).__name__}; "
+            "load a saved one with ModelSpec.from_dict(...) or ModelSpec.from_json(...)."
         )
-    try:
-        json.dumps(spec)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(
-            f"Model spec is not JSON-serialisable ({e}); keep it to plain types."
-        ) from e
     return spec
 
 
-def feature_names_of(spec: Mapping[str, Any]) -> list[str]:
-    """The input feature order a spec declares.
-
-    Read from ``feature_names`` (or ``feature_order`` / ``features``) when
-    present, else ``numeric_features`` followed by ``categorical_features``
-    (a list, or a mapping name -> cardinality): the order of the input matrix.
-
-    Raises:
-        ConfigError: the spec declares no feature order.
-    """
-    for key in ("feature_names", "feature_order", "features"):
-        names = spec.get(key)
-        if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
-            return list(names)
-    if "numeric_features" in spec or "categorical_features" in spec:
-        return [*spec.get("numeric_features", []), *spec.get("categorical_features", [])]
-    raise ConfigError(
-        f"Model spec declares no input feature order: give it 'feature_names' (a list) or "
-        f"'numeric_features' + 'categorical_features'; its keys are {sorted(spec)}."
-    )
-
-
-def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: int = OPSET) -> Path:
+def export_onnx(model: Any, spec: ModelSpec, path: str | Path, *, opset: int = OPSET) -> Path:
     """Export ``model`` to ONNX with a dynamic batch axis and mlray metadata.
 
     The graph has one input ``features`` (float32 ``[batch, F]``) and one
     output ``probability`` (float32 ``[batch]``). ``metadata_props`` record the
-    feature order (``mlray.feature_names``) and the spec (``mlray.spec``).
+    feature order (``mlray.feature_names``, from ``spec.feature_names``) and
+    the spec (``mlray.spec``, its :meth:`~ModelSpec.to_dict`).
 
     Args:
         model: a ``torch.nn.Module`` keeping the training contract.
-        spec_or_metadata: the model spec (``ModelSpec`` or a dict) declaring the feature order.
+        spec: the model's spec; its ``feature_names`` are the input columns.
         path: where to write the ``.onnx`` file (parent directories are created).
         opset: ONNX opset, at least 17.
 
@@ -86,16 +63,16 @@ def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: i
         The written path.
 
     Raises:
-        ConfigError: no feature order in the spec, or opset below 17.
+        ConfigError: ``spec`` is not a ModelSpec, or opset below 17.
         SchemaError: the model does not accept ``[batch, F]`` or return ``[batch]``.
     """
     import onnx
     import torch
 
+    spec = require_spec(spec)
     if opset < 17:
         raise ConfigError(f"ONNX opset {opset} is too old: use 17 or later.")
-    spec = spec_to_dict(spec_or_metadata)
-    names = feature_names_of(spec)
+    names = spec.feature_names
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -104,21 +81,7 @@ def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: i
     model.eval()
     try:
         _check_contract(model, sample, names)
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
-            # onnxscript (not a dependency); it is what torch 2.13 still ships and it makes plain Gemm graphs.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (sample,),
-                str(path),
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                do_constant_folding=True,
-            )
+        _trace(model, sample, path, opset)
     finally:
         model.train(was_training)
     proto = onnx.load(str(path))
@@ -126,7 +89,7 @@ def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: i
         proto,
         {
             META_FEATURE_NAMES: json.dumps(names),
-            META_SPEC: json.dumps(spec, sort_keys=True),
+            META_SPEC: json.dumps(spec.to_dict(), sort_keys=True),
             META_INPUT: INPUT_NAME,
             META_OUTPUT: OUTPUT_NAME,
         },
@@ -139,6 +102,26 @@ def export_onnx(model: Any, spec_or_metadata: Any, path: str | Path, *, opset: i
     return path
 
 
+def _trace(model: Any, sample: Any, path: Path, opset: int) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript (not a dependency); torch 2.13 still ships it and it makes plain Gemm graphs.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (sample,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True,
+        )
+
+
 def _check_contract(model: Any, sample: Any, names: list[str]) -> None:
     import torch
 
@@ -147,8 +130,8 @@ def _check_contract(model: Any, sample: Any, names: list[str]) -> None:
             out = model(sample)
     except Exception as e:  # noqa: BLE001 - any failure here means the module breaks the contract
         raise SchemaError(
-            f"Model does not accept float32 [batch, {len(names)}] (features: {', '.join(names)}): "
-            f"{type(e).__name__}: {e}"
+            f"Model does not accept float32 [batch, {len(names)}] "
+            f"(features: {', '.join(names)}): {type(e).__name__}: {e}"
         ) from e
     if tuple(out.shape) != (sample.shape[0],):
         raise SchemaError(
@@ -168,6 +151,12 @@ def _set_metadata(proto: Any, props: dict[str, str]) -> None:
 
 def check_parity(model: Any, onnx_path: str | Path, x: np.ndarray, *, atol: float = 1e-5) -> float:
     """Compare the ONNX model (ONNX Runtime, CPU) with PyTorch on ``x``.
+
+    Args:
+        model: the PyTorch module the file was exported from.
+        onnx_path: the exported file.
+        x: float32 ``[N, F]`` rows to score with both.
+        atol: the largest accepted absolute difference.
 
     Returns:
         The largest absolute difference between the two outputs.

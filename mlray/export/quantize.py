@@ -1,4 +1,4 @@
-"""INT8 static quantization with ONNX Runtime, and the accuracy gate that decides whether it is kept.
+"""INT8 static quantization with ONNX Runtime, and the accuracy gate that decides if it is kept.
 
 Only the matrix products (Gemm/MatMul) and the ReLUs between them are
 quantized: they hold nearly all the arithmetic, and with the ReLU in the set
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlray.errors import ConfigError, SchemaError
+from mlray.metrics import roc_auc
 from mlray.runtimes.onnx_metadata import INPUT_NAME, OUTPUT_NAME, read_onnx_metadata
 
 log = logging.getLogger(__name__)
@@ -43,32 +44,6 @@ class Int8Report:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"auc_drop": self.auc_drop}
-
-
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half), from ranks.
-
-    Raises:
-        SchemaError: lengths differ, or ``y_true`` holds a single class.
-    """
-    y = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise SchemaError(f"AUC needs one score per label: {s.size} scores for {y.size} labels.")
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        raise SchemaError(
-            f"AUC needs both classes in the labels; got {pos} positives and {neg} negatives."
-        )
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    ranks = np.empty_like(s)
-    # Average ranks over runs of tied scores, so quantized (tied) outputs are scored fairly.
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    avg = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
 
 
 class _Batches:
@@ -133,7 +108,8 @@ def quantize_int8(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlray-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        # Shape inference + graph cleanup first, as ONNX Runtime advises, so every Gemm is recognised.
+        # Shape inference and graph cleanup first, as ONNX Runtime advises,
+        # so every Gemm is recognised.
         quant_pre_process(str(onnx_path), str(prepared))
         quantize_static(
             str(prepared),
@@ -214,10 +190,21 @@ def check_int8(
 
     Returns:
         The report; ``kept`` is ``auc_fp32 - auc_int8 <= max_auc_drop``.
+
+    Raises:
+        ConfigError: ``max_auc_drop`` is negative.
+        SchemaError: the labels hold a single class (no AUC to compare), or their
+            number differs from the rows'.
     """
     if max_auc_drop < 0:
         raise ConfigError(f"max_auc_drop must be >= 0, got {max_auc_drop}.")
     auc_fp32 = roc_auc(y_test, _score(fp32_path, x_test))
+    if np.isnan(auc_fp32):
+        positives = int((np.asarray(y_test) > 0.5).sum())
+        raise SchemaError(
+            "The INT8 gate compares AUCs and needs both classes in the test labels; got "
+            f"{positives} positives and {len(y_test) - positives} negatives."
+        )
     auc_int8 = roc_auc(y_test, _score(int8_path, x_test))
     kept = auc_fp32 - auc_int8 <= max_auc_drop
     report = Int8Report(

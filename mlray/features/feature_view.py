@@ -21,15 +21,46 @@ from datetime import timedelta
 import pandas as pd
 import pyarrow as pa
 
-from mlray.errors import DefinitionError
+from mlray.errors import DefinitionError, unknown_name
 from mlray.features.entity import Entity
+from mlray.features.times import TIMESTAMP, ttl_to_us
 
 EVENT_TIME = "event_time"
 AVAILABLE_TIME = "available_time"
-TIMESTAMP = pa.timestamp("us", tz="UTC")
 RESERVED = frozenset({EVENT_TIME, AVAILABLE_TIME, "mlray_bucket"})
 
 Transform = Callable[[pd.DataFrame], pd.DataFrame]
+
+__all__ = [
+    "AVAILABLE_TIME",
+    "EVENT_TIME",
+    "TIMESTAMP",
+    "FeatureRef",
+    "FeatureView",
+    "Field",
+]
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """A parsed ``"view:feature"`` reference (the view may be stored or request-time)."""
+
+    view: str
+    feature: str
+
+    def __str__(self) -> str:
+        return f"{self.view}:{self.feature}"
+
+    @property
+    def column(self) -> str:
+        """The column the feature gets in training sets and online results: ``view__feature``."""
+        return f"{self.view}__{self.feature}"
+
+    @classmethod
+    def parse(cls, raw: str) -> FeatureRef | None:
+        """``"view:feature"`` parsed, or None when it does not have that shape."""
+        view, sep, feature = raw.partition(":")
+        return cls(view, feature) if sep and view and feature else None
 
 
 @dataclass(frozen=True)
@@ -70,7 +101,8 @@ class FeatureView:
         lookback: history before a window's start the transform needs.
         availability_delay: ``available_time = event_time + delay`` when the
             transform does not produce ``available_time`` itself.
-        ttl: values older than this (``event_time <= t - ttl``) are not served.
+        ttl: values older than this (``event_time <= t - ttl``) are not served; None
+            (the default) keeps them forever. Zero or negative is refused.
         track_availability: whether joins honour ``available_time``.
         description: free text.
     """
@@ -114,8 +146,7 @@ class FeatureView:
                 f"{where}: features {sorted(clash)} collide with join keys or reserved columns "
                 f"{sorted(RESERVED)}; rename them."
             )
-        if self.ttl is not None and self.ttl <= timedelta(0):
-            raise DefinitionError(f"{where}: ttl must be positive, got {self.ttl}.")
+        ttl_to_us(self.ttl, where)
         if (self.source is None) != (self.transform is None):
             raise DefinitionError(
                 f"{where}: give both source and transform (a computed view) or neither "
@@ -132,6 +163,11 @@ class FeatureView:
         return tuple(f.name for f in self.schema)
 
     @property
+    def ttl_us(self) -> int | None:
+        """The TTL in microseconds; None: values never expire."""
+        return ttl_to_us(self.ttl, f"feature view {self.name!r}")
+
+    @property
     def available_time(self) -> str | None:
         return AVAILABLE_TIME if self.track_availability else None
 
@@ -139,8 +175,6 @@ class FeatureView:
         for f in self.schema:
             if f.name == name:
                 return f
-        from mlray.errors import unknown_name
-
         raise unknown_name("feature", name, self.feature_names, f"in feature view {self.name!r}")
 
     def key_schema(self) -> pa.Schema:
@@ -164,7 +198,7 @@ class FeatureView:
             "fields": [
                 [f.name, str(f.dtype), f.nullable, f.ge, f.le, repr(f.default)] for f in self.schema
             ],
-            "ttl": self.ttl.total_seconds() if self.ttl else None,
+            "ttl": None if self.ttl is None else self.ttl.total_seconds(),
             "availability": [self.track_availability, self.availability_delay.total_seconds()],
             "transform": _source_of(self.transform),
         }

@@ -1,4 +1,4 @@
-"""Request-time (on-demand) features: one function of the request and stored features, used on both paths.
+"""Request-time (on-demand) features: one function of request and stored features, on both paths.
 
 An :class:`OnDemandFeatureView` declares the request context it needs (typed
 fields, plus the request time), the stored features it reads and the
@@ -8,9 +8,9 @@ array-likes (one per output). Both paths call :meth:`OnDemandFeatureView.compute
 with Arrow columns, which converts them to NumPy the same way and types the
 outputs the same way:
 
-* offline, ``FeatureStore.get_training_data`` passes the label rows' context
+* offline, the training set's join (:mod:`mlray.offline.plan`) passes the label rows' context
   columns, their label time and the point-in-time joined stored features;
-* online, ``FeatureStore.get_online_features`` passes the request's fields,
+* online, the online reader (:mod:`mlray.online.reader`) passes the request's fields,
   the request time and the values just read from the online store.
 
 Inputs seen by the function: ``request_time`` (``datetime64[us]``, UTC), each
@@ -22,7 +22,6 @@ arrays; NaN outputs become nulls.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 import sys
@@ -33,9 +32,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mlray.errors import DefinitionError, NotFoundError, SchemaError, unknown_name
-from mlray.features.feature_view import TIMESTAMP, Field
-from mlray.features.repository import FeatureRef, FeatureRepository
+from mlray.errors import DefinitionError, SchemaError, unknown_name
+from mlray.features.feature_view import FeatureRef, Field
+from mlray.features.times import TIMESTAMP
 
 REQUEST_TIME = "request_time"
 
@@ -80,8 +79,7 @@ class OnDemandFeatureView:
         if dup:
             raise DefinitionError(f"{where}: input names repeat or shadow {REQUEST_TIME!r}: {dup}.")
         for s in self.sources:
-            view, sep, feat = s.partition(":")
-            if not sep or not view or not feat:
+            if FeatureRef.parse(s) is None:
                 raise DefinitionError(f"{where}: source {s!r} must look like 'view:feature'.")
 
     @property
@@ -96,6 +94,17 @@ class OnDemandFeatureView:
     def source_refs(self) -> list[FeatureRef]:
         return [FeatureRef(*s.split(":", 1)) for s in self.sources]
 
+    def field(self, name: str) -> Field:
+        """The output feature ``name``.
+
+        Raises:
+            NotFoundError: no such output, with close valid names.
+        """
+        for f in self.schema:
+            if f.name == name:
+                return f
+        raise unknown_name("feature", name, self.feature_names, f"in {self.where}")
+
     @property
     def source_columns(self) -> list[str]:
         """The stored inputs' names as the function sees them: ``view__feature``."""
@@ -106,7 +115,8 @@ class OnDemandFeatureView:
         try:
             src = inspect.getsource(self.transform)
         except (OSError, TypeError):
-            src = f"{getattr(self.transform, '__module__', '?')}.{getattr(self.transform, '__qualname__', '?')}"
+            fn = self.transform
+            src = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
         body = {
             "name": self.name,
             "request": [[f.name, str(f.dtype)] for f in self.request],
@@ -117,7 +127,7 @@ class OnDemandFeatureView:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def compute(self, columns: Mapping[str, pa.Array | pa.ChunkedArray]) -> dict[str, pa.Array]:
-        """Run the transform over Arrow columns: ``request_time``, request fields and source columns.
+        """Run the transform over Arrow columns: ``request_time``, request fields, source columns.
 
         The single code path both the training set and the online read use.
 
@@ -200,67 +210,3 @@ def request_column(rows: Sequence[Mapping[str, Any]], f: Field, where: str) -> p
         raise SchemaError(
             f"{where}: request field {f.name!r} must be {f.dtype}, got {values[:3]!r}: {e}"
         ) from e
-
-
-# -- finding and resolving ---------------------------------------------------------
-def on_demand_views(module_name: str) -> list[OnDemandFeatureView]:
-    """The on-demand views a repository module defines at top level (none if it cannot be imported)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return []
-    return [o for o in vars(module).values() if isinstance(o, OnDemandFeatureView)]
-
-
-def check_on_demand(
-    repo: FeatureRepository, views: Sequence[OnDemandFeatureView]
-) -> dict[str, OnDemandFeatureView]:
-    """Index on-demand views by name after checking their names and sources against ``repo``.
-
-    Raises:
-        DefinitionError: a name clashes with a stored view or repeats.
-        NotFoundError: a source is not a stored feature.
-    """
-    out: dict[str, OnDemandFeatureView] = {}
-    for v in views:
-        if v.name in repo.views or v.name in out:
-            raise DefinitionError(f"{v.where}: the name is already used by another feature view.")
-        repo.resolve(list(v.sources))
-        out[v.name] = v
-    return out
-
-
-def resolve_features(
-    repo: FeatureRepository,
-    on_demand: Mapping[str, OnDemandFeatureView],
-    features: str | Sequence[str],
-) -> list[FeatureRef]:
-    """Like :meth:`FeatureRepository.resolve`, also accepting ``on_demand_view:feature`` refs.
-
-    Raises:
-        NotFoundError: an unknown name, listing close valid names of both kinds.
-        DefinitionError: a reference is not ``"view:feature"``.
-    """
-    if isinstance(features, str) or not on_demand:
-        return repo.resolve(features)
-    refs: list[FeatureRef] = []
-    for raw in features:
-        view, sep, feat = raw.partition(":")
-        od = on_demand.get(view) if sep else None
-        if od is None:
-            try:
-                ref = repo.resolve([raw])[0]
-            except NotFoundError:
-                valid = repo.all_refs() + [
-                    f"{n}:{f}" for n, v in on_demand.items() for f in v.feature_names
-                ]
-                raise unknown_name("feature", raw, valid, f"in repository {repo.origin}") from None
-        elif feat not in od.feature_names:
-            raise unknown_name(
-                "feature", raw, [f"{view}:{f}" for f in od.feature_names], f"in {od.where}"
-            )
-        else:
-            ref = FeatureRef(view, feat)
-        if ref not in refs:
-            refs.append(ref)
-    return refs

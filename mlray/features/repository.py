@@ -1,9 +1,15 @@
 """The feature repository: the entities, views and services a project defines.
 
 A repository is a Python module (``Settings.feature_repo``) whose top-level
-objects are :class:`Entity`, :class:`FeatureView` and :class:`FeatureService`
-instances. Loading it lints the definitions before anything runs and points
-at the line that defined the offending object.
+objects are :class:`Entity`, :class:`FeatureView` (stored features),
+:class:`~mlray.features.on_demand.OnDemandFeatureView` (request-time
+features) and :class:`FeatureService` instances. Loading it lints the
+definitions before anything runs and points at the line that defined the
+offending object.
+
+A feature is named ``"view:feature"`` whichever kind its view is; the
+repository is the one place that resolves such names (:meth:`FeatureRepository.resolve`)
+and finds their declared fields (:meth:`FeatureRepository.field`).
 """
 
 from __future__ import annotations
@@ -15,36 +21,41 @@ from dataclasses import dataclass
 
 from mlray.errors import DefinitionError, unknown_name
 from mlray.features.entity import Entity
-from mlray.features.feature_view import FeatureView
+from mlray.features.feature_view import FeatureRef, FeatureView, Field
+from mlray.features.on_demand import OnDemandFeatureView
+
+__all__ = ["FeatureRef", "FeatureRepository", "FeatureService", "group_by_view"]
 
 
 @dataclass(frozen=True)
 class FeatureService:
-    """A named list of ``"view:feature"`` references, e.g. what one model reads."""
+    """Named ``"view:feature"`` refs (stored or request-time), e.g. what one model reads."""
 
     name: str
     features: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class FeatureRef:
-    """A parsed ``"view:feature"`` reference."""
-
-    view: str
-    feature: str
-
-    def __str__(self) -> str:
-        return f"{self.view}:{self.feature}"
-
-
 class FeatureRepository:
-    """Lookup over a set of definitions, checked for consistency on creation."""
+    """Lookup over a set of definitions, checked for consistency on creation.
+
+    Args:
+        views: the stored feature views.
+        services: named feature lists.
+        on_demand: the request-time feature views.
+        origin: where the definitions come from (a module name), for messages.
+
+    Raises:
+        DefinitionError: a name is defined twice, an entity two ways, or a
+            reference is malformed.
+        NotFoundError: a service or on-demand view names an unknown feature.
+    """
 
     def __init__(
         self,
         views: Iterable[FeatureView],
         services: Iterable[FeatureService] = (),
         *,
+        on_demand: Iterable[OnDemandFeatureView] = (),
         origin: str = "<code>",
     ) -> None:
         self.origin = origin
@@ -56,25 +67,32 @@ class FeatureRepository:
                     f"({self.views[v.name].defined_at} and {v.defined_at})."
                 )
             self.views[v.name] = v
-        self.entities: dict[str, Entity] = {}
-        for v in self.views.values():
-            for e in v.entities:
-                known = self.entities.setdefault(e.name, e)
-                if known != e:
-                    raise DefinitionError(
-                        f"{origin}: entity {e.name!r} has two different definitions "
-                        f"(one used by view {v.name!r}); define it once and reuse it."
+        self.entities = _entities(self.views.values(), origin)
+        self.on_demand: dict[str, OnDemandFeatureView] = {}
+        for od in on_demand:
+            if od.name in self.views or od.name in self.on_demand:
+                raise DefinitionError(
+                    f"{od.where}: the name is already used by another feature view; rename it."
+                )
+            for s in od.sources:
+                if FeatureRef.parse(s) is None or s.split(":", 1)[0] not in self.views:
+                    # Only stored features can feed a request-time transform.
+                    raise unknown_name(
+                        "stored feature", s, self._stored_refs(), f"(a source of {od.where})"
                     )
+            self.resolve(list(od.sources))
+            self.on_demand[od.name] = od
         self.services = {s.name: s for s in services}
         for s in self.services.values():
             self.resolve(s.features)
 
     @classmethod
     def from_module(cls, module_name: str) -> FeatureRepository:
-        """Import ``module_name`` and collect its definitions.
+        """Import ``module_name`` and collect its stored and request-time views and services.
 
         Raises:
-            DefinitionError: the module cannot be imported or its definitions clash.
+            DefinitionError: the module cannot be imported, defines no feature
+                view, or its definitions clash.
         """
         try:
             module = importlib.import_module(module_name)
@@ -85,14 +103,24 @@ class FeatureRepository:
             ) from e
         objs = list(vars(module).values())
         views = [o for o in objs if isinstance(o, FeatureView)]
-        services = [o for o in objs if isinstance(o, FeatureService)]
         if not views:
             raise DefinitionError(
                 f"Feature repository {module_name!r} defines no FeatureView at module level."
             )
-        return cls(views, services, origin=module_name)
+        return cls(
+            views,
+            [o for o in objs if isinstance(o, FeatureService)],
+            on_demand=[o for o in objs if isinstance(o, OnDemandFeatureView)],
+            origin=module_name,
+        )
 
+    # -- lookup ----------------------------------------------------------------------
     def view(self, name: str) -> FeatureView:
+        """The stored feature view ``name``.
+
+        Raises:
+            NotFoundError: no such stored view, with close valid names.
+        """
         try:
             return self.views[name]
         except KeyError:
@@ -101,10 +129,18 @@ class FeatureRepository:
             ) from None
 
     def all_refs(self) -> list[str]:
+        """Every feature's ``"view:feature"``: stored first, then request-time."""
+        od = [f"{v.name}:{f}" for v in self.on_demand.values() for f in v.feature_names]
+        return self._stored_refs() + od
+
+    def _stored_refs(self) -> list[str]:
         return [f"{v.name}:{f}" for v in self.views.values() for f in v.feature_names]
 
     def resolve(self, features: str | Sequence[str]) -> list[FeatureRef]:
-        """Parse and check references; a string names a feature service.
+        """Parse and check references to stored and request-time features; a string names a service.
+
+        Returns:
+            The refs in the given order, each once.
 
         Raises:
             NotFoundError: an unknown service, view or feature, with close valid names.
@@ -118,27 +154,75 @@ class FeatureRepository:
             features = self.services[features].features
         refs: list[FeatureRef] = []
         for raw in features:
-            view_name, sep, feat = raw.partition(":")
-            if not sep or not view_name or not feat:
-                raise DefinitionError(
-                    f"Feature reference {raw!r} must look like 'view:feature', "
-                    f"e.g. {self.all_refs()[0]!r}."
-                )
-            view = self.views.get(view_name)
-            if view is None or feat not in view.feature_names:
-                raise unknown_name("feature", raw, self.all_refs(), f"in repository {self.origin}")
-            ref = FeatureRef(view_name, feat)
+            ref = self._ref(raw)
             if ref not in refs:
                 refs.append(ref)
         return refs
 
+    def _ref(self, raw: str) -> FeatureRef:
+        ref = FeatureRef.parse(raw)
+        if ref is None:
+            raise DefinitionError(
+                f"Feature reference {raw!r} must look like 'view:feature', "
+                f"e.g. {self.all_refs()[0]!r}."
+            )
+        od = self.on_demand.get(ref.view)
+        if od is not None:
+            if ref.feature not in od.feature_names:
+                valid = [f"{od.name}:{f}" for f in od.feature_names]
+                raise unknown_name("feature", raw, valid, f"in {od.where}")
+            return ref
+        view = self.views.get(ref.view)
+        if view is None or ref.feature not in view.feature_names:
+            raise unknown_name("feature", raw, self.all_refs(), f"in repository {self.origin}")
+        return ref
+
+    def field(self, ref: FeatureRef | str) -> Field:
+        """The declared field of a stored or request-time feature.
+
+        Raises:
+            NotFoundError: an unknown view or feature, with close valid names.
+            DefinitionError: a string reference is not ``"view:feature"``.
+        """
+        r = self._ref(str(ref))
+        od = self.on_demand.get(r.view)
+        return od.field(r.feature) if od is not None else self.views[r.view].field(r.feature)
+
+    def is_on_demand(self, ref: FeatureRef) -> bool:
+        """Whether ``ref`` is a request-time feature (computed, not stored)."""
+        return ref.view in self.on_demand
+
     def schema_hash(self, views: Iterable[str] | None = None) -> str:
-        """One hash over the schema hashes of the named (default: all) views."""
-        names = sorted(views if views is not None else self.views)
+        """One hash over the schema hashes of the named views (default: every stored view).
+
+        Request-time views among ``views`` are folded in after the stored ones,
+        so a training set's hash changes when either kind of definition does.
+        """
+        names = list(views if views is not None else self.views)
         h = hashlib.sha256()
-        for n in names:
+        for n in sorted(n for n in names if n not in self.on_demand):
             h.update(f"{n}={self.view(n).schema_hash()};".encode())
+        on_demand = sorted(n for n in names if n in self.on_demand)
+        if not on_demand:
+            return h.hexdigest()
+        h = hashlib.sha256(h.hexdigest().encode())
+        for n in on_demand:
+            h.update(f"{n}={self.on_demand[n].schema_hash()};".encode())
         return h.hexdigest()
+
+
+def _entities(views: Iterable[FeatureView], origin: str) -> dict[str, Entity]:
+    """The entities the views use, each defined one way."""
+    out: dict[str, Entity] = {}
+    for v in views:
+        for e in v.entities:
+            known = out.setdefault(e.name, e)
+            if known != e:
+                raise DefinitionError(
+                    f"{origin}: entity {e.name!r} has two different definitions "
+                    f"(one used by view {v.name!r}); define it once and reuse it."
+                )
+    return out
 
 
 def group_by_view(refs: Sequence[FeatureRef]) -> dict[str, list[str]]:

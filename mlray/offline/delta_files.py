@@ -78,7 +78,7 @@ def commit(
     description: str | None = None,
     storage_options: Mapping[str, str] | None = None,
 ) -> int:
-    """Commit ``actions`` as one transaction (creating the table if needed); returns the new version.
+    """Commit ``actions`` as one transaction (creating the table if needed); return the new version.
 
     ``schema`` is the table schema including partition columns.
     """
@@ -103,7 +103,7 @@ def commit(
 
 def _minmax(batch: pa.RecordBatch | pa.Table) -> dict[str, tuple[Any, Any]]:
     out = {}
-    for name, col in zip(batch.schema.names, batch.columns):
+    for name, col in zip(batch.schema.names, batch.columns, strict=False):
         if pa.types.is_nested(col.type) or pa.types.is_boolean(col.type):
             continue
         mm = pc.min_max(col)

@@ -33,6 +33,7 @@ from deltalake.exceptions import TableNotFoundError
 from mlray.config import Settings
 from mlray.errors import NotFoundError, SchemaError, find_mlray_error
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
+from mlray.features.times import duration_us
 from mlray.offline import delta_files, inputs
 from mlray.offline.bucketing import BUCKET, with_bucket
 from mlray.offline.shuffle import block_refs
@@ -112,7 +113,9 @@ class OfflineStore:
         fs, base = pafs.FileSystem.from_uri(root)
         files: dict[int, list[str]] = {}
         for path, bucket in zip(
-            actions.column("path").to_pylist(), actions.column(f"partition.{BUCKET}").to_pylist()
+            actions.column("path").to_pylist(),
+            actions.column(f"partition.{BUCKET}").to_pylist(),
+            strict=False,
         ):
             files.setdefault(int(bucket), []).append(f"{base}/{unquote(path)}")
         n = json.loads(dt.metadata().description or "{}").get(
@@ -160,7 +163,7 @@ class OfflineStore:
             raise
 
     def _append(self, view: FeatureView, rows: ray.data.Dataset) -> WriteResult:
-        """Each block's task writes one sorted file per bucket; the driver commits them all at once."""
+        """Each block's task writes one sorted file per bucket; the driver commits them at once."""
         so = self.settings.storage_options or None
         tasks = [
             _write_bucket_files.remote(ref, self.uri(view), so, view.table_schema())
@@ -182,7 +185,7 @@ class OfflineStore:
     def _replace_window(
         self, view: FeatureView, rows: ray.data.Dataset, window: tuple[datetime, datetime]
     ) -> WriteResult:
-        """Delta's predicate overwrite: rows of the window replaced, everything else kept, one commit."""
+        """Delta's predicate overwrite: the window's rows replaced, the rest kept, one commit."""
         schema = self._full_schema(view)
         counter = _Counter()
         reader = pa.RecordBatchReader.from_batches(schema, counter.batches(rows, schema))
@@ -242,7 +245,7 @@ def _write_bucket_files(
     actions = []
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else []
     ends = list(starts[1:]) + [len(buckets)]
-    for lo, hi in zip(starts, ends):
+    for lo, hi in zip(starts, ends, strict=False):
         part = table.slice(lo, hi - lo).select(schema.names).cast(schema)
         actions.append(delta_files.write_file(fs, [part], schema, {BUCKET: str(int(buckets[lo]))}))
     return actions, table.num_rows
@@ -281,7 +284,7 @@ class PrepareRows:
         view, what = self.view, f"rows for feature view {self.view.name!r}"
         if AVAILABLE_TIME not in batch.column_names:
             batch = batch.append_column(AVAILABLE_TIME, batch.column(EVENT_TIME))
-            delay_us = int(view.availability_delay.total_seconds() * 1_000_000)
+            delay_us = duration_us(view.availability_delay)
             if delay_us:
                 shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(
                     batch.column(EVENT_TIME).type

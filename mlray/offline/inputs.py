@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 import ray.data
 
 from mlray.errors import SchemaError
+from mlray.features.times import utc_column
 
 
 def as_dataset(data: object, what: str) -> ray.data.Dataset:
@@ -37,14 +37,19 @@ def arrow_schema(ds: ray.data.Dataset, what: str) -> pa.Schema:
     schema = ds.schema(fetch_if_missing=True)
     if schema is None:
         raise SchemaError(
-            f"{what} has no schema (is it empty?). Pass at least one row or an Arrow table with a schema."
+            f"{what} has no schema (is it empty?). Pass at least one row or an Arrow table "
+            "with a schema."
         )
     base = getattr(schema, "base_schema", schema)
     if isinstance(base, pa.Schema):
         return base
     # Pandas-backed blocks (e.g. ray.data.from_pandas): read the Arrow schema off one converted row.
     sample = ds.limit(1).to_arrow_refs()
-    return ray.get(sample[0]).schema if sample else pa.schema(list(zip(schema.names, schema.types)))
+    return (
+        ray.get(sample[0]).schema
+        if sample
+        else pa.schema(list(zip(schema.names, schema.types, strict=False)))
+    )
 
 
 def require_columns(schema: pa.Schema, columns: Iterable[str], what: str) -> None:
@@ -92,15 +97,7 @@ def normalize_times(
 ) -> pa.Table:
     """Convert the named timestamp columns to UTC microseconds, localizing naive ones."""
     for c in columns:
-        arr = table.column(c)
-        typ = arr.type
-        if typ.tz is None:
-            arr = pc.assume_timezone(arr, default_timezone or "UTC")
-        arr = (
-            arr.cast(pa.timestamp("us", tz="UTC"))
-            if arr.type != pa.timestamp("us", tz="UTC")
-            else arr
-        )
+        arr = utc_column(table.column(c), default_timezone)
         table = table.set_column(table.schema.get_field_index(c), c, arr)
     return table
 

@@ -18,6 +18,7 @@ import ray
 import ray.data
 
 from mlray.errors import SchemaError
+from mlray.features.times import TIMESTAMP, ttl_to_us
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join, output_schema
 from mlray.offline.shuffle import block_refs, concat, split_blocks
@@ -49,7 +50,7 @@ def point_in_time_join(
         labels, features: Ray Datasets, pandas DataFrames or Arrow Tables.
         entity_keys: join key columns present on both sides.
         label_time, feature_time, available_time: timestamp columns.
-        ttl: maximum age of a feature value (exclusive edge).
+        ttl: maximum age of a feature value (exclusive edge); None: no limit.
         feature_columns: feature columns to bring over (default: all others).
         defaults: per-feature value used instead of null.
         num_partitions: hash partitions (default: 4 per cluster CPU).
@@ -64,7 +65,9 @@ def point_in_time_join(
         SchemaError: a missing column, wrong type, naive timestamp or a
             feature column that collides with a label column (null keys or
             label times raise it from the tasks).
+        DefinitionError: ``ttl`` is zero or negative.
     """
+    ttl_us = ttl_to_us(ttl, "point_in_time_join(ttl=...)")
     keys = tuple(entity_keys)
     lds, fds = inputs.as_dataset(labels, "labels"), inputs.as_dataset(features, "features")
     lschema, fschema = inputs.arrow_schema(lds, "labels"), inputs.arrow_schema(fds, "features")
@@ -91,15 +94,16 @@ def point_in_time_join(
         feature_time,
         tuple(feature_columns),
         available_time,
-        int(ttl.total_seconds() * 1_000_000) if ttl else None,
+        ttl_us,
         dict(defaults or {}),
     )
-    utc = pa.timestamp("us", tz="UTC")
     lfields = pa.schema(
-        [pa.field(f.name, utc if f.name == label_time else f.type) for f in lschema]
+        [pa.field(f.name, TIMESTAMP if f.name == label_time else f.type) for f in lschema]
     )
     fcols = list(dict.fromkeys([*keys, *times, *feature_columns]))
-    ffields = pa.schema([pa.field(c, utc if c in times else fschema.field(c).type) for c in fcols])
+    ffields = pa.schema(
+        [pa.field(c, TIMESTAMP if c in times else fschema.field(c).type) for c in fcols]
+    )
     out_schema = pa.schema(output_schema(lfields, ffields, spec))
     n = num_partitions or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
 

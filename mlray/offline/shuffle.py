@@ -33,7 +33,7 @@ def block_refs(ds: ray.data.Dataset) -> list[ObjectRef]:
 def split_blocks(
     refs: Sequence[ObjectRef], keys: Sequence[str], n: int, prepare: Prepare | None = None
 ) -> list[list[ObjectRef]]:
-    """``parts[p]``: the pieces of partition ``p`` from every block, ``n`` partitions by entity hash."""
+    """``parts[p]``: partition ``p``'s pieces from every block; ``n`` partitions by entity hash."""
     task = _split.options(num_returns=n)
     per_block = [task.remote(ref, tuple(keys), n, prepare) for ref in refs]
     if n == 1:

@@ -1,14 +1,19 @@
 """Training sets from the offline store: the bucketed point-in-time join.
 
-For each feature view requested, the labels are hash-partitioned by the
-view's entity bucket (only the labels move), and each partition's task reads
-the matching bucket files of the pinned table version and runs the as-of
-kernel. Views with different entities and TTLs are joined one after another.
+:func:`get_training_data` plans (:func:`mlray.offline.plan.plan_training_set`:
+every check against the labels' schema, before Ray work), then executes the
+plan (:func:`join_training_set`). For each stored view, the labels are
+hash-partitioned by the view's entity bucket (only the labels move), and
+each partition's task reads the matching bucket files of the pinned table
+version and runs the as-of kernel. Views with different entities and TTLs
+are joined one after another; request-time features are computed last, from
+the joined rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +21,17 @@ import pyarrow as pa
 import ray
 import ray.data
 
+from mlray.config import Settings
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
+from mlray.features.on_demand import REQUEST_TIME
+from mlray.features.repository import FeatureRepository
+from mlray.features.times import TIMESTAMP
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join
-from mlray.offline.delta_store import ViewSnapshot
+from mlray.offline.delta_store import OfflineStore, ViewSnapshot
+from mlray.offline.plan import TrainingPlan, plan_training_set
 from mlray.offline.shuffle import block_refs, concat, split_blocks
+from mlray.ray_session import ensure_ray
 
 
 @dataclass
@@ -58,6 +69,137 @@ def _sortable(t: pa.DataType) -> bool:
     return not (pa.types.is_nested(t) or pa.types.is_dictionary(t))
 
 
+def get_training_data(
+    settings: Settings,
+    repo: FeatureRepository,
+    labels: object,
+    features: str | Sequence[str],
+    *,
+    label_time: str = "event_time",
+    versions: dict[str, int] | None = None,
+    full_feature_names: bool = True,
+    include_feature_times: bool = False,
+) -> TrainingSet:
+    """Point-in-time correct features for every label row: plan, then join.
+
+    Args:
+        settings: the settings (offline tables, default time zone, Ray).
+        repo: the definitions.
+        labels: Ray Dataset, pandas or Arrow with the entity keys of every
+            view named and a tz-aware ``label_time`` column (plus the
+            request fields of any request-time feature asked for).
+        features: ``["view:feature", ...]`` (request-time refs included) or a feature service.
+        label_time: the label rows' time column (the request time of request-time features).
+        versions: pin views to Delta table versions (default: latest).
+        full_feature_names: name output columns ``view__feature`` (else ``feature``).
+        include_feature_times: add ``view__event_time``, the chosen row's time.
+
+    Returns:
+        A :class:`TrainingSet`; its metadata records each view's table version.
+
+    Raises:
+        NotFoundError: an unknown feature/view or missing table/version.
+        SchemaError: labels lack a key, time or request column, or have naive times.
+    """
+    ensure_ray(settings)
+    ds = inputs.as_dataset(labels, "labels")
+    plan = plan_training_set(
+        repo,
+        features,
+        inputs.arrow_schema(ds, "labels"),
+        label_time=label_time,
+        versions=versions,
+        full_feature_names=full_feature_names,
+        include_feature_times=include_feature_times,
+        default_timezone=settings.default_timezone,
+    )
+    return join_training_set(plan, ds, OfflineStore(settings))
+
+
+def join_training_set(
+    plan: TrainingPlan, labels: ray.data.Dataset, offline: OfflineStore
+) -> TrainingSet:
+    """Execute a plan: join each stored view, then compute the request-time features.
+
+    Args:
+        plan: from :func:`~mlray.offline.plan.plan_training_set` over ``labels``' schema.
+        labels: the label rows.
+        offline: the store holding the views' tables.
+
+    Raises:
+        NotFoundError: a view has no table, or not the pinned version.
+        SchemaError: a null join key or label time (from the join's tasks).
+    """
+    ds = labels.map_batches(
+        _NormalizeLabels(plan.label_time, plan.default_timezone), batch_format="pyarrow"
+    )
+    views: dict[str, dict[str, Any]] = {}
+    for j in plan.joins:
+        snap = offline.snapshot(j.view, j.version)
+        ds = join_view(
+            ds,
+            j.view,
+            snap,
+            list(j.features),
+            plan.label_time,
+            event_time_as=j.event_time_as,
+            rename=dict(j.columns),
+        )
+        views[j.view.name] = {
+            "uri": snap.uri,
+            "version": snap.version,
+            "schema_hash": j.view.schema_hash(),
+            "rows": snap.num_rows,
+        }
+    meta: dict[str, Any] = {"views": views, "feature_schema_hash": plan.feature_schema_hash}
+    if plan.on_demand:
+        ds = ds.map_batches(ApplyOnDemand(plan), batch_format="pyarrow")
+        meta["on_demand"] = dict(plan.on_demand_hashes)
+    return TrainingSet(ds, list(plan.features), plan.label_time, meta)
+
+
+class _NormalizeLabels:
+    """UTC microsecond label times; null times refused."""
+
+    def __init__(self, label_time: str, tz: str | None) -> None:
+        self.label_time, self.tz = label_time, tz
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        inputs.check_not_null(batch, [self.label_time], "labels")
+        return inputs.normalize_times(batch, [self.label_time], self.tz)
+
+
+class ApplyOnDemand:
+    """Run a plan's request-time transforms over a batch of joined label rows.
+
+    The offline half of the shared path: the label time is the request time,
+    the request fields are label columns, the stored inputs are the joined
+    columns (those joined only as inputs are dropped afterwards).
+    """
+
+    def __init__(self, plan: TrainingPlan) -> None:
+        self.views, self.label_time, self.drop = plan.on_demand, plan.label_time, plan.hidden
+        names = plan.columns
+        self.sources = {
+            od.name: {c: names[s] for c, s in zip(od.source_columns, od.sources, strict=True)}
+            for od in self.views
+        }
+        self.outputs = {
+            od.name: [(names[str(r)], r.feature) for r in plan.refs if r.view == od.name]
+            for od in self.views
+        }
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        for od in self.views:
+            cols = {REQUEST_TIME: batch.column(self.label_time)}
+            cols.update({f.name: batch.column(f.name) for f in od.request})
+            cols.update({c: batch.column(src) for c, src in self.sources[od.name].items()})
+            result = od.compute(cols)
+            for name, feat in self.outputs[od.name]:
+                batch = batch.append_column(name, result[feat])
+        return batch.drop_columns(list(self.drop)) if self.drop else batch
+
+
 def join_view(
     labels: ray.data.Dataset,
     view: FeatureView,
@@ -75,7 +217,6 @@ def join_view(
     ``rename`` maps feature names to output column names (done in the join
     tasks: a separate Ray Data rename is one more streaming execution per view).
     """
-    ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
     defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
     spec = JoinSpec(
         view.join_keys,
@@ -83,7 +224,7 @@ def join_view(
         EVENT_TIME,
         tuple(features),
         view.available_time,
-        ttl_us,
+        view.ttl_us,
         defaults,
         event_time_as,
     )
@@ -134,9 +275,11 @@ def _join_bucket(
 def _empty_features(
     columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec
 ) -> pa.Table:
-    ts = pa.timestamp("us", tz="UTC")
-    by_name = {c: f.type for c, f in zip(spec.feature_columns, fields)}  # fields carry output names
+    by_name = {
+        c: f.type for c, f in zip(spec.feature_columns, fields, strict=False)
+    }  # fields carry output names
     types = [
-        label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, ts) for c in columns
+        label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, TIMESTAMP)
+        for c in columns
     ]
-    return pa.schema(list(zip(columns, types))).empty_table()
+    return pa.schema(list(zip(columns, types, strict=False))).empty_table()

@@ -1,10 +1,11 @@
-"""The online store: latest feature values per entity in Redis, materialized from the offline tables.
+"""The online store: latest feature values per entity in Redis, read in one round trip.
 
-Public names (imported lazily so ``import mlray.online.commands`` stays cheap):
-:class:`OnlineStore` (the protocol), :class:`RedisOnlineStore`,
-:func:`redis_target`, :class:`EmbeddedRedis`, :func:`materialize`,
-:class:`MaterializeResult`, :class:`OnlineFeatures`, :class:`ViewFreshness`.
-Most users go through :class:`mlray.store.FeatureStore` instead.
+Public names (imported lazily so importing a light module of the package stays cheap):
+:class:`OnlineStore` (the protocol), :func:`open_online_store` (the one factory),
+:class:`RedisOnlineStore`, :func:`redis_target`, :class:`EmbeddedRedis`,
+:class:`OnlineReader`, :class:`OnlineFeatures`, :class:`ViewFreshness`.
+Materialization (offline tables into this store) lives above both stores, in
+:mod:`mlray.store.materialize`. Most users go through :class:`mlray.store.FeatureStore`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ _EXPORTS = {
     "StoredRow": "protocol",
     "ViewState": "protocol",
     "WriteStats": "protocol",
+    "open_online_store": "factory",
+    "pin_online_store": "factory",
     "RedisOnlineStore": "redis_store",
     "RedisTarget": "redis_store",
     "redis_target": "redis_store",
     "EmbeddedRedis": "embedded",
-    "materialize": "materialize",
-    "MaterializeResult": "materialize",
     "OnlineFeatures": "reader",
     "OnlineReader": "reader",
+    "ReadPlan": "reader",
+    "build_plan": "reader",
     "ViewFreshness": "freshness",
+    "view_freshness": "freshness",
 }
 
 __all__ = list(_EXPORTS)  # the lazily exported names

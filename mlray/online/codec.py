@@ -10,7 +10,7 @@ one entity's views is cluster-safe, while entities spread over all slots.
 Each key holds one Redis string, the row (about 100 bytes for 12 numbers)::
 
     event_time  available_time  fingerprint  null bitmap  fixed-width values  strings
-    int64 µs    int64 µs        4 bytes      ceil(n/8)    little-endian       uint32 length + UTF-8, each
+    int64 µs    int64 µs        4 bytes      ceil(n/8)    little-endian       uint32 len + UTF-8
 
 * the two times (UTC microseconds since the epoch) come first, so the
   conditional write's Lua script compares them without decoding the rest
@@ -41,11 +41,11 @@ import pyarrow.compute as pc
 
 from mlray.errors import DefinitionError, SchemaError
 from mlray.features.feature_view import FeatureView
+from mlray.features.times import EPOCH
 
 TIMES = struct.Struct("<qq")  # event_time, available_time: the first 16 bytes of a stored row
 _PREFIX = 20  # the times and the 4-byte fingerprint
 _U32 = struct.Struct("<I")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE0 = date(1970, 1, 1)
 _QUOTE_SAFE = "-_.~:@+"
 
@@ -128,14 +128,14 @@ class KeyEncoder:
             return f"{self.prefix}{{{part}}}"
         parts = [
             _int_part(v, k) if i else _str_part(v, k)
-            for v, k, i in zip(values, self.keys, self._int)
+            for v, k, i in zip(values, self.keys, self._int, strict=False)
         ]
         return f"{self.prefix}{{{'|'.join(parts)}}}"
 
     def keys_of(self, table: pa.Table) -> list[bytes]:
         """Keys of every row of ``table`` (which holds the join key columns), vectorised."""
         parts = []
-        for k, is_int in zip(self.keys, self._int):
+        for k, is_int in zip(self.keys, self._int, strict=False):
             col = table.column(k)
             if is_int:
                 parts.append(pc.cast(col, pa.string()))
@@ -177,10 +177,11 @@ class ViewCodec:
         self._dtype = np.dtype(dtypes) if dtypes else None
         self._head = _PREFIX + self.null_bytes
         self._fixed_end = self._head + self._struct.size
-        # One unpack gives (event_us, available_us, *fixed-width values), skipping fingerprint and nulls.
+        # One unpack gives (event_us, available_us, *fixed-width values), skipping fingerprint
+        # and null bitmap.
         self._row = struct.Struct(f"<qq{self._head - 16}x" + "".join(codes))
         self._plain = not self._strings and not self._post
-        # Flat row position of each schema field (times first, then fixed-width values, then strings).
+        # Flat row position of each schema field (times, then fixed-width values, then strings).
         self._storage = [0] * len(self.fields)
         for j, i in enumerate(self._fixed + self._strings):
             self._storage[i] = j + 2
@@ -245,7 +246,10 @@ class ViewCodec:
 
     # -- read side (one row, lean) --------------------------------------------
     def decode_many(self, blobs: Sequence[bytes | None]) -> list[tuple | None]:
-        """:meth:`decode` over many rows (None stays None); numbers-only rows without nulls in one C call each."""
+        """:meth:`decode` over many rows (None stays None).
+
+        Numbers-only rows without nulls take one C call each.
+        """
         decode = self.decode
         if not self._plain:
             return [None if b is None else decode(b) for b in blobs]
@@ -256,7 +260,10 @@ class ViewCodec:
         ]
 
     def decode(self, blob: bytes) -> tuple | None:
-        """A stored row as ``(event_us, available_us, *values in schema order)``; None if the layout changed."""
+        """A stored row as ``(event_us, available_us, *values in schema order)``.
+
+        None if the layout changed (the fingerprint differs).
+        """
         if not blob.startswith(self.fingerprint, 16):
             return None
         if self._plain and blob.startswith(self._clean, 16):
@@ -295,18 +302,3 @@ def _timestamp_decoder(t: pa.TimestampType):
         return base + timedelta(microseconds=us)
 
     return decode
-
-
-def to_datetime(us: int | None) -> datetime | None:
-    """Microseconds since the epoch to an aware UTC datetime."""
-    return None if us is None else EPOCH + timedelta(microseconds=us)
-
-
-def to_us(t: datetime) -> int:
-    """An aware datetime to microseconds since the epoch."""
-    if t.tzinfo is None:
-        raise SchemaError(
-            f"Time {t.isoformat()} has no time zone; pass an aware datetime (e.g. with tz=UTC)."
-        )
-    d = t - EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds

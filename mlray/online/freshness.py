@@ -23,7 +23,7 @@ from typing import Any
 
 import ray
 
-from mlray.online.codec import to_datetime
+from mlray.features.times import to_datetime
 from mlray.online.protocol import OnlineStore
 
 AGE_BOUNDARIES_S = [1, 10, 60, 300, 900, 3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400]
@@ -87,7 +87,10 @@ METRICS = _Metrics()
 def view_freshness(
     store: OnlineStore, project: str, views: Iterable[str], now_us: int
 ) -> list[ViewFreshness]:
-    """Per view: newest materialized event time, lag behind ``now_us``, watermark; updates the lag gauge."""
+    """Per view: newest materialized event time, lag behind ``now_us``, watermark.
+
+    Also sets the lag gauge.
+    """
     out = []
     for v in views:
         st = store.get_state(v)

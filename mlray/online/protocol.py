@@ -1,4 +1,4 @@
-"""The online store contract: latest feature row per entity, written conditionally, read in one trip.
+"""The online store contract: latest row per entity, written conditionally, read in one trip.
 
 A backend stores, per (feature view, entity), the row the point-in-time rule
 picks at materialization time: its values, ``event_time`` and
@@ -63,7 +63,7 @@ class OnlineStore(Protocol):
     def read(
         self, requests: Sequence[tuple[FeatureView, Sequence[Sequence[object]]]]
     ) -> list[list[StoredRow | None]]:
-        """For each (view, entity key tuples): the stored rows, None where absent. One round trip."""
+        """Per (view, entity key tuples): the stored rows, None where absent. One round trip."""
         ...
 
     def get_state(self, view: str) -> ViewState:

@@ -14,7 +14,6 @@ entity row (what a model consumes); dicts are built only when asked for.
 from __future__ import annotations
 
 import operator
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,15 +24,10 @@ from typing import Any
 import pyarrow as pa
 
 from mlray.errors import SchemaError
-from mlray.features.feature_view import TIMESTAMP, FeatureView
-from mlray.features.on_demand import (
-    REQUEST_TIME,
-    OnDemandFeatureView,
-    request_column,
-    resolve_features,
-)
+from mlray.features.feature_view import FeatureRef, FeatureView
+from mlray.features.on_demand import REQUEST_TIME, OnDemandFeatureView, request_column
 from mlray.features.repository import FeatureRepository
-from mlray.online.codec import to_datetime, to_us
+from mlray.features.times import TIMESTAMP, now_us, to_datetime, to_us
 from mlray.online.freshness import METRICS
 from mlray.online.protocol import OnlineStore
 
@@ -60,7 +54,7 @@ class OnlineFeatures:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per entity row: feature name -> value."""
         names = self.features
-        return [dict(zip(names, v)) for v in self.values]
+        return [dict(zip(names, v, strict=False)) for v in self.values]
 
     @cached_property
     def missing(self) -> list[list[str]]:
@@ -89,7 +83,10 @@ class OnlineFeatures:
         """Columns: feature name -> values per entity row, in the requested order."""
         if not self.values:
             return {f: [] for f in self.features}
-        return {f: list(col) for f, col in zip(self.features, zip(*self.values))}
+        return {
+            f: list(col)
+            for f, col in zip(self.features, zip(*self.values, strict=False), strict=False)
+        }
 
     def to_pandas(self):
         import pandas as pd
@@ -132,7 +129,7 @@ class _ViewRead:
     names: tuple[str, ...]  # output names (view__feature)
     positions: tuple[int, ...]  # their positions among the view's features
     defaults: tuple[Any, ...]  # the values when the row is missing
-    ttl_us: int
+    ttl_us: int | None  # None: values never expire
 
     def __post_init__(self) -> None:
         self.pick = _picker([p + 2 for p in self.positions])  # stored rows start with the two times
@@ -158,20 +155,15 @@ class ReadPlan:
     missing: _MissingRefs
 
 
-def build_plan(
-    repo: FeatureRepository,
-    on_demand: Mapping[str, OnDemandFeatureView],
-    features: str | Sequence[str],
-) -> ReadPlan:
-    """Resolve ``features`` and lay out the read.
+def build_plan(repo: FeatureRepository, features: str | Sequence[str]) -> ReadPlan:
+    """Resolve ``features`` (stored and request-time) and lay out the read.
 
     Raises:
         NotFoundError: an unknown view, feature or service, with close valid names.
     """
-    refs = resolve_features(repo, on_demand, features)
-    wanted: dict[
-        str, list[str]
-    ] = {}  # stored view -> features to read (requested or on-demand inputs)
+    on_demand = repo.on_demand
+    refs = repo.resolve(features)
+    wanted: dict[str, list[str]] = {}  # stored view -> features to read (asked for or inputs)
     for r in refs:
         for s in on_demand[r.view].source_refs if r.view in on_demand else [r]:
             if s.feature not in wanted.setdefault(s.view, []):
@@ -189,25 +181,12 @@ def build_plan(
                 vnames,
                 tuple(pos[f] for f in feats),
                 tuple(view.field(f).default for f in feats),
-                int(view.ttl.total_seconds() * 1_000_000) if view.ttl else 0,
+                view.ttl_us,
             )
         )
         names.extend(vnames)
         gaps.append((vname, tuple(f"{vname}:{f}" for f in feats if f"{vname}:{f}" in requested)))
-    ods: dict[str, _OnDemandRead] = {}
-    for r in refs:
-        if r.view in on_demand:
-            od = on_demand[r.view]
-            if od.name not in ods:
-                ods[od.name] = _OnDemandRead(
-                    od,
-                    [],
-                    {
-                        c: (names.index(c), repo.view(s.view).field(s.feature).dtype)
-                        for c, s in zip(od.source_columns, od.source_refs)
-                    },
-                )
-            ods[od.name].features.append(r.feature)
+    ods = _on_demand_reads(repo, refs, names)
     names += [f"{n}__{f}" for n, od in ods.items() for f in od.features]
     out_names = [f"{r.view}__{r.feature}" for r in refs]
     order = None if out_names == names else _picker([names.index(n) for n in out_names])
@@ -224,31 +203,43 @@ def build_plan(
     return ReadPlan(out_names, views, list(ods.values()), order, missing)
 
 
+def _on_demand_reads(
+    repo: FeatureRepository, refs: Sequence[FeatureRef], stored: list[str]
+) -> dict[str, _OnDemandRead]:
+    """Per request-time view asked for: its outputs kept and where its inputs sit in ``stored``."""
+    ods: dict[str, _OnDemandRead] = {}
+    for r in refs:
+        od = repo.on_demand.get(r.view)
+        if od is None:
+            continue
+        if od.name not in ods:
+            sources = {
+                c: (stored.index(c), repo.field(s).dtype)
+                for c, s in zip(od.source_columns, od.source_refs, strict=True)
+            }
+            ods[od.name] = _OnDemandRead(od, [], sources)
+        ods[od.name].features.append(r.feature)
+    return ods
+
+
 class OnlineReader:
     """Plans (cached) and runs online reads against an :class:`OnlineStore`.
 
     Args:
         store: the online store.
-        repo: the stored feature views.
-        on_demand: the on-demand views, by name.
+        repo: the stored and request-time feature views.
         project: project name (a metrics tag).
     """
 
-    def __init__(
-        self,
-        store: OnlineStore,
-        repo: FeatureRepository,
-        on_demand: Mapping[str, OnDemandFeatureView],
-        project: str,
-    ) -> None:
-        self.store, self.repo, self.on_demand, self.project = store, repo, on_demand, project
+    def __init__(self, store: OnlineStore, repo: FeatureRepository, project: str) -> None:
+        self.store, self.repo, self.project = store, repo, project
         self._plans: dict[object, ReadPlan] = {}
 
     def plan(self, features: str | Sequence[str]) -> ReadPlan:
         key = features if isinstance(features, str) else tuple(features)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = build_plan(self.repo, self.on_demand, features)
+            plan = self._plans[key] = build_plan(self.repo, features)
         return plan
 
     def read(
@@ -260,50 +251,58 @@ class OnlineReader:
         """See :meth:`mlray.store.FeatureStore.get_online_features`."""
         rows = [entity_rows] if isinstance(entity_rows, Mapping) else entity_rows
         plan = self.plan(features)
-        now_us = time.time_ns() // 1000 if request_time is None else to_us(request_time)
+        request_us = now_us() if request_time is None else to_us(request_time)
         stored = self.store.read([(vr.view, _keys_of(rows, vr)) for vr in plan.views])
         event_us: dict[str, list[int | None]] = {}
         oldest: dict[str, float] = {}
         parts = []  # per view, per row: the output values (or the defaults)
-        for vr, got in zip(plan.views, stored):
-            limit = now_us - vr.ttl_us if vr.ttl_us else -(1 << 62)
+        for vr, got in zip(plan.views, stored, strict=False):
+            limit = -(1 << 62) if vr.ttl_us is None else request_us - vr.ttl_us
             # A row counts only while event_time > request_time - ttl (the offline join's edge).
             ets = [row[0] if row is not None and row[0] > limit else None for row in got]
             pick, defaults = vr.pick, vr.defaults
-            parts.append([defaults if t is None else pick(row) for t, row in zip(ets, got)])
+            parts.append(
+                [defaults if t is None else pick(row) for t, row in zip(ets, got, strict=False)]
+            )
             event_us[vr.view.name] = ets
             present = [t for t in ets if t is not None]
             if present:
-                oldest[vr.view.name] = (now_us - min(present)) / 1e6
+                oldest[vr.view.name] = (request_us - min(present)) / 1e6
         if len(parts) == 1:
             values = parts[0]
         elif len(parts) == 2:
-            values = [a + b for a, b in zip(*parts)]
+            values = [a + b for a, b in zip(*parts, strict=False)]
         else:
-            values = [tuple(chain.from_iterable(t)) for t in zip(*parts)]
+            values = [tuple(chain.from_iterable(t)) for t in zip(*parts, strict=False)]
         if plan.on_demand:
-            values = self._on_demand(plan, rows, values, now_us)
+            values = self._on_demand(plan, rows, values, request_us)
         if plan.order is not None:
             order = plan.order
             values = [order(v) for v in values]
         METRICS.ages(self.project, oldest)
-        return OnlineFeatures(plan.features, values, event_us, now_us, plan.missing)
+        return OnlineFeatures(plan.features, values, event_us, request_us, plan.missing)
 
     def _on_demand(
-        self, plan: ReadPlan, rows: Sequence[Mapping[str, Any]], values: list[tuple], now_us: int
+        self,
+        plan: ReadPlan,
+        rows: Sequence[Mapping[str, Any]],
+        values: list[tuple],
+        request_us: int,
     ) -> list[tuple]:
         """Append the on-demand outputs to each row's values: the online half of the shared path."""
         n = len(rows)
         columns: list[list[Any]] = []
         for od in plan.on_demand:
-            cols: dict[str, pa.Array] = {REQUEST_TIME: pa.array([now_us] * n, TIMESTAMP)}
+            cols: dict[str, pa.Array] = {REQUEST_TIME: pa.array([request_us] * n, TIMESTAMP)}
             for f in od.view.request:
                 cols[f.name] = request_column(rows, f, od.view.where)
             for c, (j, t) in od.sources.items():
                 cols[c] = pa.array([v[j] for v in values], type=t)
             result = od.view.compute(cols)
             columns.extend(result[f].to_pylist() for f in od.features)
-        return [v + tuple(extra) for v, extra in zip(values, zip(*columns))]
+        return [
+            v + tuple(extra) for v, extra in zip(values, zip(*columns, strict=False), strict=False)
+        ]
 
 
 def _keys_of(rows: Sequence[Mapping[str, Any]], vr: _ViewRead) -> list[tuple]:

@@ -1,4 +1,4 @@
-"""The Redis online store (redis-py with hiredis): pooled connections, one-trip reads, scripted writes.
+"""The Redis online store (redis-py, hiredis): pooled connections, one-trip reads, scripted writes.
 
 Layout: :mod:`mlray.online.codec` (one small string per view and entity).
 Writes go through one Lua script per batch of entities (EVALSHA,
@@ -39,61 +39,12 @@ from redis.retry import Retry
 from mlray.config import Settings
 from mlray.errors import BackendUnavailable, ConfigError, MlrayError, SchemaError
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
+from mlray.features.times import epoch_us
 from mlray.online.codec import KeyEncoder, ViewCodec
 from mlray.online.embedded import client_name, ensure_embedded
 from mlray.online.protocol import StoredRow, ViewState, WriteStats
+from mlray.online.redis_scripts import STATE_LUA, WRITE_LUA
 
-# KEYS: the rows' keys. ARGV[1]: ttl in microseconds (0: none); then per key its value (16 bytes of
-# event and available time, then the encoded features). Keeps the greater (event, available) time:
-# one SET ... GET stores the row and returns the one it replaced, which is put back, with its own
-# expiry, if it was newer (a backfill). The script is atomic, so no reader ever sees the older row.
-# Returns {rows written, rows that were already stored identically}.
-WRITE_LUA = """
-local ttl = tonumber(ARGV[1])
-local applied, same = 0, 0
-local call, unpack, ceil = redis.call, struct.unpack, math.ceil
-local function put(key, row, et, get)
-  if ttl > 0 then
-    if get then return call('SET', key, row, 'PXAT', ceil((et + ttl) / 1000) - 1, 'GET') end
-    return call('SET', key, row, 'PXAT', ceil((et + ttl) / 1000) - 1)
-  end
-  if get then return call('SET', key, row, 'GET') end
-  return call('SET', key, row)
-end
-for i = 1, #KEYS do
-  local key, row = KEYS[i], ARGV[i + 1]
-  local et, at = unpack('<i8i8', row)
-  local old = put(key, row, et, true)
-  if not old then
-    applied = applied + 1
-  elseif old == row then
-    same = same + 1
-  else
-    local oet, oat = unpack('<i8i8', old)
-    if oet > et or (oet == et and oat > at) then
-      put(key, old, oet, false)
-    else
-      applied = applied + 1
-    end
-  end
-end
-return {applied, same}
-"""
-
-# KEYS[1]: a view's state hash. ARGV: newest, watermark (kept at their max; '' = leave), then
-# materialized_at, version, last_applied (replaced; '' = leave).
-STATE_LUA = """
-local key = KEYS[1]
-local names = {'newest', 'watermark', 'materialized_at', 'version', 'last_applied'}
-for i = 1, 5 do
-  local v = ARGV[i]
-  if v ~= '' then
-    local cur = redis.call('HGET', key, names[i])
-    if i > 2 or (not cur) or tonumber(v) > tonumber(cur) then redis.call('HSET', key, names[i], v) end
-  end
-end
-return 1
-"""
 _STATE_FIELDS = ("newest", "watermark", "materialized_at", "version", "last_applied")
 _PIPELINE_DEPTH = 4  # script calls per round trip while writing
 
@@ -112,7 +63,7 @@ class RedisTarget:
     write_timeout_s: float = 30.0
 
     def for_writes(self) -> RedisTarget:
-        """The same target with the (longer) bulk-write timeout: a busy server queues big batches."""
+        """The same target with the (longer) bulk-write timeout: busy servers queue big batches."""
         return dataclasses.replace(self, timeout_s=max(self.timeout_s, self.write_timeout_s))
 
     @property
@@ -147,7 +98,7 @@ class _ViewIO:
     def __init__(self, namespace: str, view: FeatureView) -> None:
         self.keys = KeyEncoder(namespace, view)
         self.codec = ViewCodec(view)
-        self.ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else 0
+        self.ttl_us = view.ttl_us
 
 
 class RedisOnlineStore:
@@ -285,7 +236,7 @@ class RedisOnlineStore:
         """
         ios = [self._view(view) for view, _ in requests]
         keys: list[str] = []
-        for io, (_, ks) in zip(ios, requests):
+        for io, (_, ks) in zip(ios, requests, strict=False):
             enc = io.keys
             if enc.single_int:
                 p = enc.prefix
@@ -307,7 +258,7 @@ class RedisOnlineStore:
             ) from e
         out: list[list[StoredRow | None]] = []
         pos = 0
-        for io, (_, ks) in zip(ios, requests):
+        for io, (_, ks) in zip(ios, requests, strict=False):
             out.append(io.codec.decode_many(values[pos : pos + len(ks)]))
             pos += len(ks)
         return out
@@ -322,8 +273,8 @@ class RedisOnlineStore:
         groups = list(by_slot.values())
         replies = self._cluster_roundtrip([("MGET", *[keys[i] for i in idx]) for idx in groups])
         out: list[bytes | None] = [None] * len(keys)
-        for idx, vals in zip(groups, replies):
-            for i, v in zip(idx, vals):
+        for idx, vals in zip(groups, replies, strict=False):
+            for i, v in zip(idx, vals, strict=False):
                 out[i] = v
         return out
 
@@ -337,13 +288,14 @@ class RedisOnlineStore:
         n_in = rows.num_rows
         et = _micros(rows.column(EVENT_TIME))
         at = _micros(rows.column(AVAILABLE_TIME))
-        if io.ttl_us and n_in:
+        if io.ttl_us is not None and n_in:
             keep = et + io.ttl_us > now_us
             if not keep.all():
                 rows, et, at = rows.filter(pa.array(keep)), et[keep], at[keep]
         n = rows.num_rows
+        script_ttl = 0 if io.ttl_us is None else io.ttl_us  # the script's "no expiry" is 0
         applied, same = self._write_rows(
-            io.keys.keys_of(rows), io.codec.encode(rows, et, at), io.ttl_us
+            io.keys.keys_of(rows), io.codec.encode(rows, et, at), script_ttl
         )
         return WriteStats(
             n, applied, same, n - applied - same, n_in - n, int(et.max()) if n else None
@@ -412,8 +364,8 @@ class RedisOnlineStore:
         except redis.ResponseError as e:
             if "syntax error" in str(e).lower():
                 raise ConfigError(
-                    f"Redis at {self.target.display_url} rejected SET ... PXAT/GET ({e}): the online "
-                    "store needs Redis 6.2 or later (or Valkey)."
+                    f"Redis at {self.target.display_url} rejected SET ... PXAT/GET ({e}): the "
+                    "online store needs Redis 6.2 or later (or Valkey)."
                 ) from e
             raise SchemaError(
                 f"The conditional write failed under {self.target.namespace!r}: {e}. A key there "
@@ -454,11 +406,14 @@ class RedisOnlineStore:
 
 
 def _micros(col: pa.ChunkedArray) -> np.ndarray:
-    return col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return epoch_us(col).to_numpy(zero_copy_only=False)
 
 
 def _slot_batches(keys: list[bytes], size: int) -> list[list[int]]:
-    """Row indices grouped by cluster hash slot, then cut to ``size`` (a script may touch one slot only)."""
+    """Row indices grouped by cluster hash slot, then cut to ``size``.
+
+    A script may touch the keys of one slot only.
+    """
     from redis.crc import key_slot
 
     by_slot: dict[int, list[int]] = {}

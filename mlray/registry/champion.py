@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
-from mlray.training.config import PromotionConfig
+from pydantic import BaseModel, ConfigDict, Field
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class PromotionConfig(BaseModel):
+    """The challenger becomes champion only if its test metric beats the champion's by ``margin``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["auc", "log_loss"] = "auc"
+    margin: float = Field(
+        0.005,
+        description="Required improvement (AUC up, or log loss down, by this much); "
+        "below the noise of a small test slice, retrains would flip-flop.",
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,11 @@ sqlite:///<data_root>/mlflow.db``). A ``tracking_uri`` in the training config
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mlray.config import Settings
 from mlray.errors import BackendUnavailable
@@ -32,7 +36,7 @@ def artifact_root(settings: Settings) -> str | None:
     return Path(root).resolve().joinpath("mlartifacts").as_uri()
 
 
-def connect(settings: Settings, experiment: str, override: str | None = None):
+def connect(settings: Settings, experiment: str, override: str | None = None) -> tuple[Any, str]:
     """Point MLflow at the tracking store and return ``(client, experiment_id)``, creating the experiment.
 
     Raises:
@@ -60,3 +64,33 @@ def connect(settings: Settings, experiment: str, override: str | None = None):
             f"MLflow tracking store {uri} is not usable: {e}. Check tracking_uri in the "
             "training config (or Settings.mlflow_tracking_uri) and that the server is up."
         ) from e
+
+
+def log_metrics(client: Any, run_id: str, values: dict[str, Any], step: int = 0) -> None:
+    """Log the finite numbers among ``values`` in one batch call (None, NaN and inf are skipped)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(k, float(v), now, step)
+        for k, v in values.items()
+        if isinstance(v, int | float) and math.isfinite(v)
+    ]
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+
+
+def log_history(
+    client: Any, run_id: str, history: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Per-epoch metrics (``keys`` of each row), ``step`` = the row's epoch."""
+    for row in history:
+        log_metrics(client, run_id, {k: row.get(k) for k in keys}, step=int(row.get("epoch", 0)))
+
+
+def registry_client(settings: Settings) -> Any:
+    """An MLflow client on the settings' tracking store (no experiment created; for serving)."""
+    import mlflow
+
+    uri = settings.tracking_uri
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

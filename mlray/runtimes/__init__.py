@@ -4,6 +4,13 @@
 backed by TensorRT on a GPU with ``tensorrt`` installed, else ONNX Runtime
 (INT8 on CPU when the model's INT8 export passed its accuracy gate). The
 engines' own packages are imported only by the implementation modules.
+
+The scoring path never imports torch: the model's spec
+(:mod:`mlray.runtimes.model_spec`), the request encoding
+(:mod:`mlray.runtimes.encoding`), the GPU check (:mod:`mlray.runtimes.gpu`)
+and the ONNX Runtime runtime are torch-free; only the PyTorch runtime and the
+TensorRT engine (:mod:`mlray.runtimes.tensorrt_engine`, whose device buffers
+are torch tensors) import it, when they are chosen.
 """
 
 from mlray.runtimes.artifact import ModelArtifact, as_artifact

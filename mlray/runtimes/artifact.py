@@ -56,15 +56,19 @@ class ModelArtifact:
         return len(self.feature_names)
 
     def require(self, kind: str) -> Path:
-        """The path of one file kind (``onnx``, ``int8``, ``torch``), or a NotFoundError saying how to make it."""
+        """The path of one file kind: ``onnx``, ``int8`` or ``torch``.
+
+        Raises:
+            NotFoundError: the artifact lacks that file; the message says how to make it.
+        """
         paths = {"onnx": self.onnx_path, "int8": self.int8_path, "torch": self.torch_path}
         path = paths.get(kind)
         if path is None or not Path(path).exists():
             where = self.root or "the given paths"
             hint = {
                 "onnx": "export it with mlray.export.export_onnx",
-                "int8": "it is only kept when its AUC drop passed the gate (see 'checks' in the manifest); "
-                "use precision='fp32'",
+                "int8": "it is only kept when its AUC drop passed the gate "
+                "(see 'checks' in the manifest); use precision='fp32'",
                 "torch": "export with include_torch=True, or pass the module as torch_module",
             }[kind]
             raise NotFoundError(

@@ -11,7 +11,9 @@ import numpy as np
 
 from mlray.errors import ConfigError
 from mlray.runtimes.artifact import ModelArtifact, as_artifact
+from mlray.runtimes.gpu import gpu_available
 from mlray.runtimes.protocol import ModelRuntime
+from mlray.runtimes.tensorrt_engine import tensorrt_available
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,22 @@ def resolve(
 ) -> tuple[str, str, str]:
     """The concrete (runtime, precision, device) that ``auto`` values stand for here.
 
-    ``runtime='auto'`` is TensorRT on a GPU with ``tensorrt`` installed, else ONNX
-    Runtime (on the CUDA provider when onnxruntime-gpu and a GPU are present).
+    ``runtime='auto'`` on a GPU is TensorRT when ``tensorrt`` is installed, else
+    ONNX Runtime's CUDA provider when onnxruntime-gpu is, else PyTorch CUDA when
+    the artifact has a PyTorch program; on the CPU it is ONNX Runtime.
     ``precision='auto'`` is FP16 on TensorRT, INT8 on ONNX Runtime CPU when the
     artifact kept an INT8 model (it passed the accuracy gate), else FP32.
+    Answering imports no torch; only the PyTorch runtime with ``device='auto'``
+    asks torch whether it sees a GPU.
+
+    Args:
+        artifact: the model version to serve.
+        runtime: ``auto``, ``onnxruntime``, ``tensorrt`` or ``torch``.
+        precision: ``auto``, ``fp32``, ``fp16`` or ``int8``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+
+    Returns:
+        The concrete runtime, precision and device names.
 
     Raises:
         ConfigError: an unknown runtime, precision or device name.
@@ -41,9 +55,7 @@ def resolve(
         if value not in valid:
             raise ConfigError(f"Unknown model {what} {value!r}; use one of {', '.join(valid)}.")
     if runtime == "auto":
-        from mlray.export.tensorrt_engine import tensorrt_available
-
-        runtime = "tensorrt" if device != "cpu" and tensorrt_available() else "onnxruntime"
+        runtime = _auto_runtime(artifact, device)
     if runtime == "tensorrt":
         return runtime, ("fp16" if precision == "auto" else precision), "cuda"
     if device == "auto":
@@ -54,12 +66,28 @@ def resolve(
     return runtime, precision, device
 
 
+def _auto_runtime(artifact: ModelArtifact, device: str) -> str:
+    """TensorRT, ONNX Runtime CUDA, PyTorch CUDA on a GPU (first available); ONNX Runtime on CPU."""
+    if device == "cpu" or not gpu_available():
+        return "onnxruntime"
+    if tensorrt_available():
+        return "tensorrt"
+    from mlray.runtimes.onnxruntime_rt import cuda_provider_available
+
+    if cuda_provider_available():
+        return "onnxruntime"
+    has_program = artifact.torch_path is not None and Path(artifact.torch_path).exists()
+    return "torch" if has_program or artifact.torch_module is not None else "onnxruntime"
+
+
 def _auto_device(runtime: str) -> str:
     if runtime == "onnxruntime":
         from mlray.runtimes.onnxruntime_rt import cuda_provider_available
 
         return "cuda" if cuda_provider_available() else "cpu"
-    import torch
+    if not gpu_available():
+        return "cpu"
+    import torch  # the PyTorch runtime was asked for: it will import torch anyway
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from mlray.errors import ConfigError
 from mlray.runtimes.artifact import ModelArtifact
+from mlray.runtimes.gpu import gpu_available
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
 from mlray.runtimes.protocol import check_batch
 
@@ -22,13 +23,8 @@ def cuda_provider_available() -> bool:
     """True when this onnxruntime build has the CUDA execution provider and a GPU is visible."""
     import onnxruntime as ort
 
-    if CUDA_PROVIDER not in ort.get_available_providers():
-        return False
-    try:
-        import torch
-    except ImportError:  # onnxruntime-gpu without torch: trust the provider list
-        return True
-    return bool(torch.cuda.is_available())
+    # The provider list says what onnxruntime was built with, not that a GPU is there.
+    return CUDA_PROVIDER in ort.get_available_providers() and gpu_available()
 
 
 class OnnxRuntimeRuntime:

@@ -14,10 +14,10 @@ from typing import Any, Literal
 import numpy as np
 
 from mlray.errors import BackendUnavailable, ConfigError
-from mlray.export.tensorrt_engine import SKIP_MESSAGE, build_engine
 from mlray.runtimes.artifact import ModelArtifact
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
 from mlray.runtimes.protocol import check_batch
+from mlray.runtimes.tensorrt_engine import SKIP_MESSAGE, build_engine
 
 log = logging.getLogger(__name__)
 

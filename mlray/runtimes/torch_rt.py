@@ -58,7 +58,8 @@ class TorchRuntime:
             self._module = module.to(self._device)
         else:
             program = torch.export.load(str(artifact.require("torch")))
-            # An exported program asserts the device it was traced on: move it with the pass, not Module.to.
+            # An exported program asserts the device it was traced on:
+            # move it with the pass, not Module.to.
             if self.device != "cpu":
                 from torch.export.passes import move_to_device_pass
 

@@ -34,6 +34,9 @@ from pydantic import (
 
 from mlray.config import read_yaml_mapping
 from mlray.errors import ConfigError
+from mlray.registry.champion import PromotionConfig
+from mlray.runtimes.model_spec import DEFAULT_LAYERS, DEFAULT_WIDTH, MIN_WIDTH, hidden_layers
+from mlray.validation.config import ValidationConfig
 
 REQUEST_FEATURES = (
     "request_features:hour_of_day",
@@ -93,16 +96,21 @@ class ModelConfig(_Section):
     """The network's hyperparameters (the tunable ones are named in ``tune.search_space``)."""
 
     lr: float = Field(3e-3, gt=0, lt=1)
-    width: int = Field(64, ge=4, le=4096, description="Width of the first hidden layer.")
+    width: int = Field(
+        DEFAULT_WIDTH, ge=MIN_WIDTH, le=4096, description="Width of the first hidden layer."
+    )
     layers: int = Field(
-        2, ge=1, le=6, description="Hidden layers; each is half as wide as the one before."
+        DEFAULT_LAYERS,
+        ge=1,
+        le=6,
+        description="Hidden layers; each is half as wide as the one before.",
     )
     embedding_dim: int = Field(8, ge=1, le=256)
     dropout: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(1e-5, ge=0)
 
     def hidden(self) -> list[int]:
-        return [max(self.width // 2**i, 4) for i in range(self.layers)]
+        return hidden_layers(self.width, self.layers)
 
 
 class TrainingConfig(_Section):
@@ -228,46 +236,6 @@ class TuneSection(_Section):
     @property
     def mode(self) -> str:
         return "max" if self.metric == "val_auc" else "min"
-
-
-class PromotionConfig(_Section):
-    """The challenger becomes champion only if its test metric beats the champion's by ``margin``."""
-
-    metric: Literal["auc", "log_loss"] = "auc"
-    margin: float = Field(
-        0.005,
-        description="Required improvement (AUC up, or log loss down, by this much); "
-        "below the noise of a small test slice, retrains would flip-flop.",
-    )
-
-
-class ValidationConfig(_Section):
-    """Data checks before training: schema, null rates, drift against the champion's training data."""
-
-    psi_warn: float = Field(0.1, gt=0)
-    psi_fail: float = Field(0.25, gt=0)
-    allow_drift: bool = Field(
-        False, description="Warn instead of failing when a feature's PSI is over psi_fail."
-    )
-    psi_bins: int = Field(10, ge=2, le=100)
-    default_max_null_rate: float = Field(
-        0.2, ge=0, le=1, description="Null-rate limit of every feature."
-    )
-    max_null_rate: dict[str, float] = Field(
-        default_factory=dict, description="Per-feature limits, by 'view:feature' or column name."
-    )
-    min_rows: int = Field(100, ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ValidationConfig:
-        if self.psi_warn > self.psi_fail:
-            raise ValueError(
-                f"psi_warn ({self.psi_warn}) must not exceed psi_fail ({self.psi_fail})"
-            )
-        bad = {k: r for k, r in self.max_null_rate.items() if not 0 <= r <= 1}
-        if bad:
-            raise ValueError(f"max_null_rate values must be within [0, 1]: {bad}")
-        return self
 
 
 class TrainConfig(_Section):

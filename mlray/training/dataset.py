@@ -1,4 +1,4 @@
-"""The training data: the point-in-time training set, its lineage, the time split and the encoded slices.
+"""The training data: the point-in-time training set, its lineage, the split, the encoded slices.
 
 Stage functions, each taking and returning typed values:
 :func:`build_training_set` -> :class:`TrainingData`; :func:`split_by_time` ->
@@ -12,22 +12,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import deltalake
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray.data
 
 from mlray.config import Settings
-from mlray.errors import NotFoundError, SchemaError, ValidationFailed
+from mlray.errors import ValidationFailed
 from mlray.features.feature_view import Field
-from mlray.offline.training_set import TrainingSet
-from mlray.store import FeatureStore
+from mlray.features.repository import FeatureRepository
+from mlray.features.times import epoch_us
+from mlray.offline import inputs
+from mlray.offline.delta_store import OfflineStore
+from mlray.offline.labels import LabelTable, TimeSlice
+from mlray.offline.labels import read_labels as read_label_table
+from mlray.offline.plan import plan_training_set
+from mlray.offline.training_set import TrainingSet, join_training_set
+from mlray.ray_session import ensure_ray
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.training.config import SplitConfig, TrainConfig
-from mlray.training.model import ModelSpec
 from mlray.training.preprocess import (
     EncodeBatch,
     merge_stats,
@@ -62,102 +66,57 @@ class TrainingData:
         return self.training_set.dataset
 
 
-def labels_location(settings: Settings, table: str) -> str:
-    """A labels table given by name (under ``<data_root>/raw``) or by path/URI."""
-    if "/" in table or "://" in table or table.startswith("."):
-        return table
-    return settings.table_uri("raw", table)
-
-
-def read_labels(settings: Settings, cfg: TrainConfig) -> tuple[ray.data.Dataset, dict[str, Any]]:
-    """The label rows (pinned Delta version when a Delta table) and where they came from.
+def read_labels(settings: Settings, cfg: TrainConfig) -> LabelTable:
+    """The configured label rows (pinned Delta version when a Delta table) and their source.
 
     Raises:
         NotFoundError: the table does not exist.
         SchemaError: a configured column is missing.
     """
-    uri = labels_location(settings, cfg.labels.table)
-    opts = settings.storage_options or None
-    if "://" not in uri and not Path(uri).exists():
-        raise NotFoundError(
-            f"Labels table {uri} does not exist; run `mlray demo generate` or set labels.table "
-            "in the training config to a Delta table or Parquet path."
-        )
-    version = None
-    if _is_delta(uri, opts):
-        version = deltalake.DeltaTable(uri, storage_options=opts).version()
-        ds = ray.data.read_delta(uri, version=version, storage_options=opts)
-    else:
-        ds = ray.data.read_parquet(uri)
-    names = ds.schema().names
-    wanted = cfg.labels.columns or names
-    needed = list(dict.fromkeys([*wanted, cfg.labels.label, cfg.labels.time]))
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise SchemaError(
-            f"Labels table {uri} lacks columns {missing}; it has {names}. Fix labels.columns, "
-            "labels.label or labels.time in the training config."
-        )
-    ds = ds.select_columns(needed)
-    if cfg.labels.start or cfg.labels.end:
-        ds = ds.map_batches(
-            TimeSlice(cfg.labels.time, cfg.labels.start, cfg.labels.end), batch_format="pyarrow"
-        )
-    return ds, {"uri": uri, "version": version}
-
-
-def _is_delta(uri: str, opts: dict[str, str] | None) -> bool:
-    if "://" not in uri:
-        return Path(uri, "_delta_log").is_dir()
-    try:
-        return deltalake.DeltaTable.is_deltatable(uri, storage_options=opts)
-    except OSError:  # a single Parquet object, not a table directory
-        return False
-
-
-def feature_fields(store: FeatureStore, refs: list[str]) -> dict[str, Field]:
-    """Column name (``view__feature``) -> declared field, for stored and on-demand features alike."""
-    out: dict[str, Field] = {}
-    for ref in refs:
-        view, _, feat = ref.partition(":")
-        if view in store.on_demand:
-            fields = {f.name: f for f in store.on_demand[view].schema}
-            if feat not in fields:
-                raise NotFoundError(
-                    f"On-demand feature view {view!r} has no feature {feat!r}; "
-                    f"it has {sorted(fields)}."
-                )
-            out[f"{view}__{feat}"] = fields[feat]
-        else:
-            out[f"{view}__{feat}"] = store.repo.view(view).field(feat)
-    return out
+    lc = cfg.labels
+    return read_label_table(
+        settings,
+        lc.table,
+        columns=None if lc.columns is None else [*lc.columns, lc.label],
+        required=[lc.label],
+        time_column=lc.time,
+        start=lc.start,
+        end=lc.end,
+        fix="Fix labels.columns, labels.label or labels.time in the training config.",
+    )
 
 
 def build_training_set(
-    settings: Settings, cfg: TrainConfig, store: FeatureStore | None = None
+    settings: Settings, cfg: TrainConfig, repo: FeatureRepository | None = None
 ) -> TrainingData:
     """Point-in-time training set for the configured labels and features, materialized once.
+
+    Plans the join over the labels' schema (every name and column checked
+    before Ray work), then executes it through the offline store.
 
     Raises:
         NotFoundError, SchemaError: unknown features, missing tables or columns.
         ValidationFailed: no label rows.
     """
-    store = store or FeatureStore(settings)
-    labels, label_source = read_labels(settings, cfg)
-    wanted: list[str] = (
-        [str(r) for r in store.repo.resolve(cfg.features)]
-        if isinstance(cfg.features, str)
-        else list(cfg.features)
+    ensure_ray(settings)
+    repo = repo or FeatureRepository.from_module(settings.feature_repo)
+    labels = read_labels(settings, cfg)
+    refs = list(dict.fromkeys([*repo.resolve(cfg.features), *repo.resolve(cfg.extra_features)]))
+    plan = plan_training_set(
+        repo,
+        [str(r) for r in refs],
+        inputs.arrow_schema(labels.dataset, "labels"),
+        label_time=cfg.labels.time,
+        default_timezone=settings.default_timezone,
     )
-    refs = list(dict.fromkeys([*wanted, *cfg.extra_features]))
-    ts = store.get_training_data(labels, refs, label_time=cfg.labels.time)
+    ts = join_training_set(plan, labels.dataset, OfflineStore(settings))
     ts = TrainingSet(ts.dataset.materialize(), ts.features, ts.label_time, ts.metadata)
     if ts.dataset.count() == 0:
         raise ValidationFailed(
-            f"No label rows in {label_source['uri']} (window {cfg.labels.start} .. "
+            f"No label rows in {labels.uri} (window {cfg.labels.start} .. "
             f"{cfg.labels.end}); nothing to train on."
         )
-    fields = feature_fields(store, refs)
+    fields = dict(plan.fields)
     forced = {r.replace(":", "__", 1) for r in cfg.categorical}
     categorical = [
         c
@@ -170,43 +129,16 @@ def build_training_set(
     lineage = {
         "views": {v: m["version"] for v, m in ts.metadata["views"].items()},
         "view_uris": {v: m["uri"] for v, m in ts.metadata["views"].items()},
-        "labels": label_source,
+        "labels": labels.source,
         "feature_schema_hash": ts.metadata["feature_schema_hash"],
         "on_demand": ts.metadata.get("on_demand", {}),
         "content_hash": ts.content_hash(),
         "rows": ts.dataset.count(),
     }
-    by_column = {r.replace(":", "__", 1): r for r in refs}
+    by_column = {r.column: str(r) for r in refs}
     return TrainingData(
         ts, fields, numeric, categorical, [by_column[c] for c in [*numeric, *categorical]], lineage
     )
-
-
-class TimeSlice:
-    """``map_batches`` filter keeping rows with ``start <= time < end`` (either bound optional)."""
-
-    def __init__(self, column: str, start: datetime | None, end: datetime | None) -> None:
-        self.column, self.start, self.end = column, _us(start), _us(end)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        t = pc.cast(pc.cast(batch.column(self.column), pa.timestamp("us", tz="UTC")), pa.int64())
-        mask = pc.is_valid(t)
-        if self.start is not None:
-            mask = pc.and_(mask, pc.greater_equal(t, self.start))
-        if self.end is not None:
-            mask = pc.and_(mask, pc.less(t, self.end))
-        return batch.filter(mask)
-
-
-def _us(t: datetime | None) -> int | None:
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        raise SchemaError(
-            f"Time {t.isoformat()} has no time zone; write it with Z or an offset, e.g. "
-            "2026-01-08T00:00:00Z."
-        )
-    return int((t - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
 
 
 @dataclass
@@ -238,11 +170,7 @@ def split_by_time(ds: ray.data.Dataset, time_column: str, split: SplitConfig) ->
         if total > TIME_SAMPLE:
             sample = sample.random_sample(TIME_SAMPLE / total, seed=0)
         times = pa.concat_tables(ray.get(list(sample.to_arrow_refs()))).column(time_column)
-        us = np.sort(
-            pc.cast(pc.cast(times, pa.timestamp("us", tz="UTC")), pa.int64()).to_numpy(
-                zero_copy_only=False
-            )
-        )
+        us = np.sort(epoch_us(times).to_numpy(zero_copy_only=False))
         cut = np.quantile(us, [split.train, split.train + split.validation], method="higher")
         val_start, test_start = (datetime.fromtimestamp(int(c) / 1e6, tz=UTC) for c in cut)
     slices = {
@@ -270,7 +198,7 @@ def split_by_time(ds: ray.data.Dataset, time_column: str, split: SplitConfig) ->
 
 
 def fit_spec(train: ray.data.Dataset, data: TrainingData, cfg: TrainConfig) -> ModelSpec:
-    """Normalization statistics and vocabularies from the train slice (summed per block), as a spec."""
+    """Normalization statistics and vocabularies of the train slice (summed by block), as a spec."""
     parts = train.map_batches(
         _Stats(data.numeric, data.categorical), batch_format="pyarrow", batch_size=None
     ).take_all()
@@ -303,7 +231,9 @@ class _Stats:
 def encode(
     ds: ray.data.Dataset, spec: ModelSpec, shuffle_seed: int | None = None
 ) -> ray.data.Dataset:
-    """The slice as ``x`` (float32[F]) and ``y`` rows for Ray Train, encoded by the shared function, materialized.
+    """The slice as ``x`` (float32[F]) and ``y`` rows for Ray Train, materialized.
+
+    Encoded by the shared function (:class:`~mlray.training.preprocess.EncodeBatch`).
 
     With ``shuffle_seed`` the rows are shuffled once, globally: the training set
     comes out of the join grouped by entity, and batches must not be.

@@ -1,7 +1,8 @@
 """Evaluation on the test slice: AUC, log loss, calibration, and the two plots MLflow keeps.
 
-The metric functions are plain NumPy (no scikit-learn dependency) and are
-what the training loop, the champion comparison and the tests all use.
+AUC and log loss come from :mod:`mlray.metrics` (shared with the export
+stage's INT8 gate); the calibration metrics here are plain NumPy too. They
+are what the training loop, the champion comparison and the tests all use.
 """
 
 from __future__ import annotations
@@ -14,40 +15,22 @@ import pyarrow as pa
 import ray.data
 
 from mlray.errors import ValidationFailed
-
-EPS = 1e-7
-
-
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); NaN with one class only."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    pos = y > 0.5
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p), dtype=np.float64)
-    sorted_p = p[order]
-    # Average ranks over runs of equal scores, so ties count one half.
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_p)) + 1]
-    ends = np.r_[starts[1:], len(p)]
-    avg = (starts + ends - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean binary cross-entropy, probabilities clipped to ``[EPS, 1 - EPS]``."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    if y.size == 0:
-        return float("nan")
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+from mlray.metrics import log_loss, roc_auc
+from mlray.runtimes.encoding import encode_frame, label_array
+from mlray.runtimes.model_spec import ModelSpec
 
 
 def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Reliability table over equal-count score bins: mean score, observed click rate and rows per bin."""
+    """Reliability table over equal-count score bins.
+
+    Args:
+        y: 0/1 labels.
+        p: scores.
+        bins: how many bins (fewer when there are fewer rows).
+
+    Returns:
+        Per bin, lowest scores first: ``mean_score``, ``click_rate`` and ``rows``.
+    """
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     if p.size == 0:
         return []
@@ -66,7 +49,16 @@ def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean |observed rate - mean score| over the reliability bins."""
+    """Row-weighted mean |observed rate - mean score| over the reliability bins.
+
+    Args:
+        y: 0/1 labels.
+        p: scores.
+        bins: reliability bins (see :func:`calibration_bins`).
+
+    Returns:
+        The ECE, 0.0 for an empty slice.
+    """
     table = calibration_bins(y, p, bins)
     total = sum(b["rows"] for b in table)
     return (
@@ -77,7 +69,16 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """The test-slice metrics every model version records."""
+    """The test-slice metrics every model version records.
+
+    Args:
+        y: 0/1 labels.
+        p: scores.
+
+    Returns:
+        ``auc`` (NaN with one class), ``log_loss``, ``ece``, ``rows``, ``click_rate``,
+        ``mean_score``.
+    """
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     return {
         "auc": roc_auc(y, p),
@@ -139,8 +140,7 @@ def _score_batch(
 ) -> dict[str, np.ndarray]:
     import torch
 
-    from mlray.training.model import ModelSpec, build_model
-    from mlray.training.preprocess import encode_frame, label_array
+    from mlray.training.model import build_model
 
     model_spec = ModelSpec.from_dict(spec)
     model = build_model(model_spec, state)
@@ -153,18 +153,27 @@ def _score_batch(
 
 
 def score_dataset(
-    ds: ray.data.Dataset, spec: Any, state: dict[str, Any]
+    ds: ray.data.Dataset, spec: ModelSpec | dict[str, Any], state: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of a model over a (raw, feature-named) dataset, scored where the blocks live.
+    """Labels and scores of a model over a raw, feature-named dataset, scored where the blocks live.
 
-    The rows are encoded with the model's own spec (:func:`~mlray.training.preprocess.encode_frame`),
-    so a champion trained with other vocabularies is scored correctly on the same rows.
+    The rows are encoded with the model's own spec
+    (:func:`~mlray.runtimes.encoding.encode_frame`), so a champion trained
+    with other vocabularies is scored correctly on the same rows.
+
+    Args:
+        ds: the rows, with the model's feature columns and label.
+        spec: the model's spec (or its :meth:`~mlray.runtimes.model_spec.ModelSpec.to_dict`).
+        state: the model's ``state_dict``.
+
+    Returns:
+        ``(labels, scores)`` as NumPy arrays.
 
     Raises:
         ValidationFailed: the dataset lacks a feature the model reads.
     """
-    spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
-    missing = [c for c in spec_dict["feature_names"] if c not in ds.schema().names]
+    model_spec = spec if isinstance(spec, ModelSpec) else ModelSpec.from_dict(dict(spec))
+    missing = [c for c in model_spec.feature_names if c not in ds.schema().names]
     if missing:
         raise ValidationFailed(
             f"The test slice lacks features {missing} that the model reads; "
@@ -172,7 +181,7 @@ def score_dataset(
         )
     scored = ds.map_batches(
         _score_batch,
-        fn_kwargs={"spec": spec_dict, "state": state},
+        fn_kwargs={"spec": model_spec.to_dict(), "state": state},
         batch_format="pyarrow",
         batch_size=None,
     ).materialize()

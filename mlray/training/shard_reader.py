@@ -1,4 +1,4 @@
-"""A worker's mini-batches, epoch after epoch: streamed from its Ray Dataset shard, then from memory.
+"""A worker's mini-batches, epoch after epoch: streamed from its Ray Dataset shard, then memory.
 
 The first pass over a shard streams it from Ray Data (``iter_torch_batches``,
 several mini-batches per read so the per-read cost is paid once per read).
@@ -29,14 +29,16 @@ class ShardReader:
     """``(x, y)`` mini-batches of one Ray Dataset shard (``x`` float32[B, F], ``y`` float32[B]).
 
     Args:
-        shard: the shard (``ray.train.get_dataset_shard(...)``) or any object with ``iter_torch_batches``.
+        shard: the shard (``ray.train.get_dataset_shard(...)``) or any object with
+            ``iter_torch_batches``.
         batch_size: rows per mini-batch.
         per_read: mini-batches taken from Ray Data per read.
         prefetch: reads Ray Data prepares ahead.
         shuffle: shuffle rows every epoch (streamed: Ray Data's local buffer of ``shuffle_rows``;
             cached: a full permutation of the shard).
         shuffle_rows: the streamed shuffle buffer (0: rows in shard order).
-        cache_bytes: keep the shard in memory after the first pass when it is at most this large (0: never).
+        cache_bytes: keep the shard in memory after the first pass when it is at most this
+            large (0: never).
         seed: seed of this reader's per-epoch shuffles (mixed with the epoch number).
         device: where the tensors live.
     """
@@ -75,7 +77,10 @@ class ShardReader:
         return 0 if self.cached is None else len(self.cached[1])
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        """This epoch's mini-batches, from memory when the shard is cached, else streamed (and cached if it fits)."""
+        """This epoch's mini-batches: from memory when the shard is cached, else streamed.
+
+        A streamed pass that runs to the end caches the shard if it fits the budget.
+        """
         if self.cached is not None:
             yield from self._from_memory(epoch)
         else:
@@ -84,7 +89,7 @@ class ShardReader:
     def _from_memory(self, epoch: int) -> Iterator[Batch]:
         x, y = self.cached
         if not self.shuffle:
-            yield from zip(x.split(self.batch_size), y.split(self.batch_size))
+            yield from zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
             return
         order = torch.randperm(
             len(y), generator=torch.Generator().manual_seed(self._epoch_seed(epoch))
@@ -111,7 +116,7 @@ class ShardReader:
                 kept = kept if size <= self.cache_bytes else None  # over budget: stream every epoch
                 if kept is not None:
                     kept.append((x, y))
-            yield from zip(x.split(self.batch_size), y.split(self.batch_size))
+            yield from zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
         if kept:  # reached only when the pass ran to the end: a partial shard is never cached
             self.cached = (concat([x for x, _ in kept]), concat([y for _, y in kept]))
 

@@ -22,15 +22,16 @@ import ray.train.torch
 import torch
 from torch import nn
 
-from mlray.training.evaluate import log_loss, roc_auc
-from mlray.training.model import CTRModel, ModelSpec
+from mlray.metrics import log_loss, roc_auc
+from mlray.runtimes.model_spec import DEFAULT_LAYERS, DEFAULT_WIDTH, ModelSpec, hidden_layers
+from mlray.training.model import CTRModel
 from mlray.training.shard_reader import ShardReader
 
 CHECKPOINT_FILE = "model.pt"
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Train a :class:`CTRModel`; report ``train_loss``, ``val_loss``, ``val_auc`` and a checkpoint every epoch.
+    """Train a :class:`CTRModel`; report losses, ``val_auc`` and a checkpoint every epoch.
 
     ``config`` holds ``spec`` (a :meth:`ModelSpec.to_dict`), the hyperparameters
     (``lr``, ``weight_decay``, ``width``, ``layers``, ``embedding_dim``,
@@ -131,15 +132,22 @@ def train_epoch(
 
 
 def spec_for(config: dict[str, Any]) -> ModelSpec:
-    """The spec from the driver with this trial's architecture hyperparameters applied."""
+    """The spec from the driver with this trial's architecture hyperparameters applied.
+
+    Args:
+        config: the loop config; ``width`` and ``layers`` default to the spec's own
+            architecture, then to :data:`~mlray.runtimes.model_spec.DEFAULT_WIDTH` and
+            :data:`~mlray.runtimes.model_spec.DEFAULT_LAYERS`.
+
+    Returns:
+        The spec to build the model from.
+    """
     spec = ModelSpec.from_dict(config["spec"])
-    width, layers = (
-        int(config.get("width", spec.hidden[0] if spec.hidden else 64)),
-        int(config.get("layers", 2)),
-    )
+    width = int(config.get("width", spec.hidden[0] if spec.hidden else DEFAULT_WIDTH))
+    layers = int(config.get("layers", len(spec.hidden) or DEFAULT_LAYERS))
     return replace(
         spec,
-        hidden=[max(width // 2**i, 4) for i in range(layers)],
+        hidden=hidden_layers(width, layers),
         embedding_dim=int(config.get("embedding_dim", spec.embedding_dim)),
         dropout=float(config.get("dropout", spec.dropout)),
     )
@@ -161,7 +169,7 @@ class Logits(nn.Module):
 
 
 def latest_checkpoint_state() -> dict[str, Any] | None:
-    """The latest checkpoint's contents when Ray Train restarted the workers after a failure, else None."""
+    """The latest checkpoint's contents when Ray Train restarted the workers, else None."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         return None
@@ -173,7 +181,10 @@ def latest_checkpoint_state() -> dict[str, Any] | None:
 def validate(
     net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
 ) -> tuple[float, float]:
-    """Log loss and AUC over the whole validation set (every worker reads all of it); ``net`` returns logits."""
+    """Log loss and AUC over the whole validation set (every worker reads all of it).
+
+    ``net`` returns logits.
+    """
     net.eval()
     scores, labels = [], []
     for x, y in batches:
@@ -193,7 +204,10 @@ def report(
     epoch: int,
     rank: int,
 ) -> None:
-    """``ray.train.report`` the epoch's metrics; rank 0 attaches the checkpoint (weights are equal on all ranks)."""
+    """``ray.train.report`` the epoch's metrics; rank 0 attaches the checkpoint.
+
+    Weights are equal on all ranks, so one copy is enough.
+    """
     if rank != 0:
         ray.train.report(metrics)
         return

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +23,11 @@ from ray.train import (
 from ray.train.torch import TorchTrainer
 
 from mlray.errors import TrainingFailed
+from mlray.ray_session import set_train_poll_interval
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.training.config import TrainConfig
-from mlray.training.model import ModelSpec
 from mlray.training.train_loop import train_loop_per_worker
 
-HEALTH_CHECK_INTERVAL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 HYPERPARAMETERS = ("lr", "width", "layers", "embedding_dim", "dropout", "weight_decay")
 
 
@@ -87,9 +86,7 @@ def make_trainer(
     """
     t = cfg.training
     resources = {"CPU": t.cpus_per_worker, **({"GPU": 1} if t.use_gpu else {})}
-    # The controller reads its poll interval from the environment it inherits when the run starts (Ray's default,
-    # 2 s, adds up to 2 s to every run: the end of training is noticed at the next poll).
-    os.environ[HEALTH_CHECK_INTERVAL_ENV] = str(t.health_check_interval_s)
+    set_train_poll_interval(t.health_check_interval_s)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config(cfg, spec, params or {}),

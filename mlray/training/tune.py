@@ -25,8 +25,8 @@ from ray.util.placement_group import (
 )
 
 from mlray.errors import TrainingFailed
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.training.config import SearchDim, TrainConfig
-from mlray.training.model import ModelSpec
 from mlray.training.trainer import HYPERPARAMETERS, TrainOutcome, best_row, fit, make_trainer
 
 log = logging.getLogger(__name__)

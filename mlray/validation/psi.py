@@ -13,7 +13,6 @@ under 0.1 stable, 0.1-0.25 a moderate shift, over 0.25 a major one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlray.errors import ConfigError
+from mlray.features.kinds import category_key
 
 EPS = 1e-4
 OTHER = "__other__"
@@ -160,20 +160,6 @@ def score_distribution(scores: np.ndarray, bins: int = 10) -> Distribution:
     """The score's reference: quantile bins of ``scores`` and their shares."""
     d = numeric_bins(np.asarray(scores, dtype=np.float64), bins)
     return d.with_counts(d.bin_counts(scores))
-
-
-def category_key(value: Any) -> str | None:
-    """How a categorical value is keyed everywhere (bins, vocabularies): strings as-is,
-    integral numbers without a fraction ('3', not '3.0'), booleans 'true'/'false', null -> None."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else str(float(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
 
 
 def value_counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from mlray.features.feature_view import Field
-from mlray.training.config import ValidationConfig
+from mlray.validation.config import ValidationConfig
 from mlray.validation.psi import (
     Distribution,
     Reference,

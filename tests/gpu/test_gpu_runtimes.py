@@ -8,13 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_ctr import TrainedCTR
 
 from mlray.export.artifacts import ExportResult
-from mlray.export.quantize import roc_auc
-from mlray.export.reference_model import TrainedReference
-from mlray.export.tensorrt_engine import build_engine, engine_dir, gpu_name
-from mlray.runtimes import load_runtime
+from mlray.metrics import roc_auc
+from mlray.runtimes import load_runtime, resolve
+from mlray.runtimes.gpu import cuda_device_count
 from mlray.runtimes.onnxruntime_rt import cuda_provider_available
+from mlray.runtimes.tensorrt_engine import (
+    build_engine,
+    engine_dir,
+    gpu_name,
+    tensorrt_available,
+)
 
 pytestmark = pytest.mark.gpu
 needs_tensorrt = pytest.mark.skipif(
@@ -23,14 +29,30 @@ needs_tensorrt = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def cpu_reference(exported: ExportResult, trained: TrainedReference) -> np.ndarray:
+def cpu_reference(exported: ExportResult, trained: TrainedCTR) -> np.ndarray:
     return load_runtime(exported.artifact.root, "onnxruntime", "fp32", device="cpu").predict(
         trained.x_test
     )
 
 
+def test_the_driver_api_sees_the_gpus_torch_sees() -> None:
+    import torch
+
+    assert cuda_device_count() == torch.cuda.device_count() > 0
+
+
+def test_auto_prefers_tensorrt_then_the_cuda_provider(exported: ExportResult) -> None:
+    name, _, device = resolve(exported.artifact)
+    if tensorrt_available():
+        assert (name, device) == ("tensorrt", "cuda")
+    else:
+        assert name == "onnxruntime"
+        assert device == ("cuda" if cuda_provider_available() else "cpu")
+    assert resolve(exported.artifact, "torch")[2] == "cuda"
+
+
 def test_torch_cuda_matches_onnxruntime_cpu(
-    exported: ExportResult, trained: TrainedReference, cpu_reference: np.ndarray
+    exported: ExportResult, trained: TrainedCTR, cpu_reference: np.ndarray
 ) -> None:
     rt = load_runtime(exported.artifact.root, "torch", device="cuda")
     assert rt.name == "torch-cuda-fp32"
@@ -41,7 +63,7 @@ def test_torch_cuda_matches_onnxruntime_cpu(
     not cuda_provider_available(), reason="onnxruntime has no CUDA execution provider"
 )
 def test_cuda_provider_matches_cpu(
-    exported: ExportResult, trained: TrainedReference, cpu_reference: np.ndarray
+    exported: ExportResult, trained: TrainedCTR, cpu_reference: np.ndarray
 ) -> None:
     rt = load_runtime(exported.artifact.root, "onnxruntime", "fp32", device="cuda")
     assert rt.name == "onnxruntime-cuda-fp32"
@@ -50,7 +72,7 @@ def test_cuda_provider_matches_cpu(
 
 @needs_tensorrt
 def test_fp16_engine_is_built_cached_and_close_to_cpu(
-    exported: ExportResult, trained: TrainedReference, cpu_reference: np.ndarray, tmp_path: Path
+    exported: ExportResult, trained: TrainedCTR, cpu_reference: np.ndarray, tmp_path: Path
 ) -> None:
     import tensorrt as trt
 
@@ -74,7 +96,7 @@ def test_fp16_engine_is_built_cached_and_close_to_cpu(
 
 @needs_tensorrt
 def test_int8_engine_writes_and_reuses_its_calibration_cache(
-    exported: ExportResult, trained: TrainedReference, cpu_reference: np.ndarray, tmp_path: Path
+    exported: ExportResult, trained: TrainedCTR, cpu_reference: np.ndarray, tmp_path: Path
 ) -> None:
     path = build_engine(
         exported.artifact.onnx_path,

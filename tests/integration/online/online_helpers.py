@@ -1,4 +1,4 @@
-"""Small builders shared by the online-store tests: a feature view, rows, and a dump of a namespace."""
+"""Builders shared by the online-store tests: a feature view, rows, and a dump of a namespace."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def repo_of(*views: FeatureView) -> FeatureRepository:
 
 
 def rows(view: FeatureView, data: list[tuple]) -> pa.Table:
-    """``(user_id, event_time, available_time, score, count, label)`` tuples as a view-shaped table."""
-    cols = list(zip(*data)) if data else [[]] * 6
+    """``(user_id, event_time, available_time, score, count, label)`` tuples as a view's table."""
+    cols = list(zip(*data, strict=False)) if data else [[]] * 6
     return pa.Table.from_arrays(
         [
             pa.array(cols[0], pa.int64()),
@@ -54,7 +54,7 @@ def now_us() -> int:
 
 
 class Dump(dict):
-    """Keys -> (row, absolute expiry in ms or -1); equal when rows match and expiries within 100 ms."""
+    """Keys -> (row, absolute expiry in ms or -1); equal when rows match, expiries within 100 ms."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, dict) or self.keys() != other.keys():

@@ -1,4 +1,4 @@
-"""The embedded redis-server: started under the data root, reused, persisted, stopped when unused."""
+"""The embedded redis-server: started under the data root, reused, persisted, stopped unused."""
 
 from __future__ import annotations
 

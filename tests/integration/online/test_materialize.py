@@ -1,4 +1,7 @@
-"""Materialization on real Ray, Delta and Redis: online equals offline, no going back, idempotent, incremental."""
+"""Materialization on real Ray, Delta and Redis.
+
+Online equals offline, no going back, idempotent, incremental.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,10 @@ def same(a, b) -> bool:
 
 
 def offline_rows(ts, keys) -> list[dict]:
-    """The training set as Python values (nulls None, NaN kept), sorted by ``keys``; empty blocks skipped."""
+    """The training set as Python values (nulls None, NaN kept), sorted by ``keys``.
+
+    Empty blocks are skipped.
+    """
     rows = [
         r for t in ray.get(list(ts.dataset.to_arrow_refs())) if t.num_rows for r in t.to_pylist()
     ]

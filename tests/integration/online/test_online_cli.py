@@ -1,4 +1,4 @@
-"""``mlray materialize``, ``mlray features get`` and ``jobs/materialize.py`` on the recent demo data."""
+"""``mlray materialize``, ``mlray features get`` and ``jobs/materialize.py`` on recent demo data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Redis online store against a real redis-server: layout, conditional writes, TTL, reads, failures."""
+"""The Redis online store on a real server: layout, conditional writes, TTL, reads, failures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import redis
 from online_helpers import dump, make_view, now_us, repo_of, rows
 
 from mlray.errors import BackendUnavailable, ConfigError, NotFoundError, SchemaError
-from mlray.online.codec import EPOCH, ViewCodec, to_datetime
+from mlray.features.times import EPOCH, to_datetime
+from mlray.online.codec import ViewCodec
 from mlray.online.embedded import EmbeddedRedis
 from mlray.online.reader import OnlineReader
 from mlray.online.redis_store import RedisOnlineStore, RedisTarget
@@ -22,7 +23,7 @@ H = 3_600_000_000
 
 
 def reader(store, *views):
-    return OnlineReader(store, repo_of(*views), {}, "test")
+    return OnlineReader(store, repo_of(*views), "test")
 
 
 def test_layout_one_string_per_view_and_entity(target, raw_redis):

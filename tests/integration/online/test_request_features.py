@@ -30,7 +30,7 @@ def store(recent_demo):
 
 
 def arrow_rows(ts) -> list[dict]:
-    """The training set as Python values (nulls None, NaN kept); empty blocks (no schema) skipped."""
+    """The training set as Python values (nulls None, NaN kept); empty blocks skipped."""
     return [
         r for t in ray.get(list(ts.dataset.to_arrow_refs())) if t.num_rows for r in t.to_pylist()
     ]
@@ -52,6 +52,7 @@ def test_training_set_and_online_give_identical_request_features(store):
             [0, 1, 2, 3, 5, 8, 13, 21, 34, 99_999],
             ["mobile", "desktop", "tablet", "mobile", "desktop"] * 2,
             [3.5, 20.0, 0.0, 120.0, 55.5, 9.99, 1e-3, 40.0, 80.0, 15.0],
+            strict=False,
         )
     ]
     features = ["user_activity:usual_price_7d", *ON_DEMAND, "item_stats:ctr_24h"]
@@ -74,7 +75,7 @@ def test_training_set_and_online_give_identical_request_features(store):
             {"user_id": u, "item_id": 1, "device": d, "price": p} for u, d, p in sorted(contexts)
         ]
         online = fs.get_online_features(rows, features, request_time=when)
-        for o_row, off in zip(online.rows, offline):
+        for o_row, off in zip(online.rows, offline, strict=False):
             for name in ts.features:
                 assert _same(o_row[name], off[name]), (hours, o_row, name, off[name])
         assert online.rows[0]["request_features__hour_of_day"] == when.hour

@@ -26,7 +26,10 @@ from mlray.online.redis_store import RedisOnlineStore, RedisTarget
 def _serve(
     ctx: ssl.SSLContext, conn: socket.socket, redis_socket: str, stop: threading.Event
 ) -> None:
-    """Handshake, then forward bytes both ways on one thread (an SSL socket must not be shared by threads)."""
+    """Handshake, then forward bytes both ways on one thread.
+
+    An SSL socket must not be shared by threads.
+    """
     try:
         conn.settimeout(2)
         client = ctx.wrap_socket(conn, server_side=True)
@@ -109,7 +112,7 @@ def test_rediss_urls_use_tls(tls_url):
     store = RedisOnlineStore(RedisTarget(tls_url, "tls:demo:", timeout_s=2))
     t = now_us() - 1000
     assert store.write(view, rows(view, [(1, t, t, 2.5, 1, "tls")]), now_us()).applied == 1
-    res = OnlineReader(store, repo_of(view), {}, "tls").read(
+    res = OnlineReader(store, repo_of(view), "tls").read(
         {"user_id": 1}, ["stats:score", "stats:label"]
     )
     assert res.rows == [{"stats__score": 2.5, "stats__label": "tls"}]

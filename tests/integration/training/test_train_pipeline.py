@@ -17,11 +17,12 @@ from training_helpers import mlflow_client
 from mlray.config import Settings, code_version
 from mlray.pipeline import PipelineResult
 from mlray.registry import lineage
-from mlray.registry.versions import load_version
+from mlray.registry.download import download_version
+from mlray.registry.versions import STATE_FILE
+from mlray.runtimes.encoding import encode_frame
 from mlray.store import FeatureStore
 from mlray.training.config import TrainConfig
 from mlray.training.model import build_model
-from mlray.training.preprocess import encode_frame
 
 
 def test_first_run_tunes_and_registers_the_champion(
@@ -142,10 +143,11 @@ def assert_code_version(tag: str) -> None:
 
 
 def test_registered_files_load_and_score_like_the_trained_model(
-    train_root: Settings, first_run: PipelineResult
+    train_root: Settings, first_run: PipelineResult, tmp_path: Path
 ):
     client = mlflow_client(train_root)
-    loaded = load_version(client, "ctr_model", alias="champion")
+    loaded = download_version(client, "ctr_model", tmp_path, alias="champion")
+    state = torch.load(loaded.path / STATE_FILE, map_location="cpu", weights_only=True)
     assert loaded.version == first_run.version
     assert set(loaded.reference.features) == set(loaded.spec.feature_names)
     assert loaded.reference.score is not None and loaded.reference.score.count > 0
@@ -170,16 +172,11 @@ def test_registered_files_load_and_score_like_the_trained_model(
     )
     x = encode_frame(loaded.spec, rows)
     with torch.no_grad():
-        p = build_model(loaded.spec, loaded.state)(torch.from_numpy(x)).numpy()
+        p = build_model(loaded.spec, state)(torch.from_numpy(x)).numpy()
     assert p.shape == (len(rows),) and np.all((p > 0) & (p < 1))
-    if "model.onnx" in first_run.exported:
-        import onnxruntime as ort
-        from mlflow.artifacts import download_artifacts
+    assert "model.onnx" in first_run.exported
+    import onnxruntime as ort
 
-        path = download_artifacts(
-            artifact_uri=f"runs:/{first_run.run_id}/model/model.onnx",
-            tracking_uri=client.tracking_uri,
-        )
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-        np.testing.assert_allclose(out, p, atol=1e-5)
+    sess = ort.InferenceSession(str(loaded.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(out, p, atol=1e-5)

@@ -8,19 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_ctr import TrainedCTR
 
 from mlray.errors import SchemaError
 from mlray.export.artifacts import export_model
-from mlray.export.reference_model import TrainedReference
 from mlray.runtimes.artifact import MANIFEST, ModelArtifact
+from mlray.runtimes.model_spec import ModelSpec
 
 
 def test_export_model_writes_onnx_int8_program_and_manifest(
-    trained: TrainedReference, tmp_path: Path
+    trained: TrainedCTR, tmp_path: Path
 ) -> None:
     result = export_model(
         trained.model,
-        trained.data.metadata(),
+        trained.spec,
         tmp_path / "v1",
         x_test=trained.x_test,
         y_test=trained.y_test,
@@ -32,7 +33,8 @@ def test_export_model_writes_onnx_int8_program_and_manifest(
     assert result.int8 is not None and result.int8.kept
     assert result.parity_max_abs_diff <= 1e-5
     manifest = json.loads((tmp_path / "v1" / MANIFEST).read_text())
-    assert manifest["feature_names"] == trained.data.feature_names
+    assert manifest["feature_names"] == trained.feature_names
+    assert ModelSpec.from_dict(manifest["spec"]) == trained.spec
     assert manifest["checks"]["int8"]["kept"] is True and manifest["model_version"] == "ctr/1"
     loaded = ModelArtifact.from_dir(tmp_path / "v1")
     assert loaded.int8_path == tmp_path / "v1" / "model.int8.onnx"
@@ -43,12 +45,10 @@ def test_export_model_writes_onnx_int8_program_and_manifest(
         np.testing.assert_allclose(program(x).numpy(), trained.model(x).numpy(), rtol=0, atol=1e-6)
 
 
-def test_without_labels_or_calibration_no_int8_is_made(
-    trained: TrainedReference, tmp_path: Path
-) -> None:
+def test_without_labels_or_calibration_no_int8_is_made(trained: TrainedCTR, tmp_path: Path) -> None:
     result = export_model(
         trained.model,
-        trained.data.metadata(),
+        trained.spec,
         tmp_path,
         x_test=trained.x_test[:100],
         include_torch=False,
@@ -63,10 +63,8 @@ def test_without_labels_or_calibration_no_int8_is_made(
 
 
 def test_test_slice_of_the_wrong_width_is_refused_before_writing(
-    trained: TrainedReference, tmp_path: Path
+    trained: TrainedCTR, tmp_path: Path
 ) -> None:
     with pytest.raises(SchemaError, match="x_test must be a non-empty matrix"):
-        export_model(
-            trained.model, trained.data.metadata(), tmp_path / "v", x_test=trained.x_test[:, :5]
-        )
+        export_model(trained.model, trained.spec, tmp_path / "v", x_test=trained.x_test[:, :5])
     assert not (tmp_path / "v" / "model.onnx").exists()

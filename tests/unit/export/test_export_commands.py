@@ -5,19 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from synthetic_ctr import TrainedCTR
 from typer.testing import CliRunner
 
 from mlray.export.artifacts import export_model
-from mlray.export.reference_model import TrainedReference
-from mlray.export.tensorrt_engine import tensorrt_available
+from mlray.runtimes.tensorrt_engine import tensorrt_available
 
 
 @pytest.fixture(scope="module")
-def artifact_dir(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def artifact_dir(trained: TrainedCTR, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli-artifact")
     export_model(
         trained.model,
-        trained.data.metadata(),
+        trained.spec,
         out,
         x_test=trained.x_test,
         y_test=trained.y_test,

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
+from synthetic_ctr import TrainedCTR
 
 from mlray.errors import ConfigError, SchemaError
-from mlray.export.quantize import check_int8, quantize_int8, roc_auc
-from mlray.export.reference_model import TrainedReference
+from mlray.export.quantize import check_int8, quantize_int8
+from mlray.metrics import roc_auc
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
-
-
-def _auc_by_pairs(y: np.ndarray, s: np.ndarray) -> float:
-    pairs = [(a, b) for a, b in itertools.product(s[y == 1], s[y == 0])]
-    return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
-
-
-def test_roc_auc_counts_pairs_and_half_ties() -> None:
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 200)
-    s = np.round(rng.random(200) + 0.3 * y, 1)  # coarse scores: many ties
-    assert roc_auc(y, s) == pytest.approx(_auc_by_pairs(y, s), abs=1e-12)
-    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
-    with pytest.raises(SchemaError, match="both classes"):
-        roc_auc([1, 1], [0.2, 0.3])
-    with pytest.raises(SchemaError, match="one score per label"):
-        roc_auc([0, 1], [0.2])
 
 
 @pytest.fixture(scope="module")
 def int8_path(
-    onnx_path: Path, trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory
+    onnx_path: Path, trained: TrainedCTR, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     return quantize_int8(
         onnx_path, trained.x_train, tmp_path_factory.mktemp("int8") / "model.int8.onnx"
@@ -44,7 +27,7 @@ def int8_path(
 
 
 def test_int8_model_is_quantized_and_keeps_the_metadata(
-    int8_path: Path, trained: TrainedReference
+    int8_path: Path, trained: TrainedCTR
 ) -> None:
     graph = onnx.load(str(int8_path)).graph
     int8_weights = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
@@ -59,15 +42,14 @@ def test_int8_model_is_quantized_and_keeps_the_metadata(
     )  # every weight is stored as int8
     assert all(n.op_type != "Relu" for n in graph.node)  # folded into the quantized Gemm outputs
     meta = read_onnx_metadata(int8_path)
-    assert meta.feature_names == trained.data.feature_names
-    assert meta.spec["categorical_features"] == trained.data.categorical
+    assert meta.feature_names == trained.feature_names
+    assert ModelSpec.from_dict(meta.spec) == trained.spec
 
 
 def test_int8_passes_the_gate_on_a_model_with_real_signal(
-    onnx_path: Path, int8_path: Path, trained: TrainedReference, caplog: pytest.LogCaptureFixture
+    onnx_path: Path, int8_path: Path, trained: TrainedCTR, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with torch.no_grad():
-        auc_torch = roc_auc(trained.y_test, trained.model(torch.from_numpy(trained.x_test)).numpy())
+    auc_torch = roc_auc(trained.y_test, trained.torch_scores(trained.x_test))
     with caplog.at_level(logging.INFO, logger="mlray.export.quantize"):
         report = check_int8(
             onnx_path, int8_path, trained.x_test, trained.y_test, max_auc_drop=0.005
@@ -82,9 +64,10 @@ def test_int8_passes_the_gate_on_a_model_with_real_signal(
 
 
 def test_badly_calibrated_int8_is_rejected_and_deleted(
-    onnx_path: Path, trained: TrainedReference, tmp_path: Path
+    onnx_path: Path, trained: TrainedCTR, tmp_path: Path
 ) -> None:
-    # Ranges from inputs scaled up 10^4 leave the real activations a handful of int8 steps: accuracy collapses.
+    # Ranges from inputs scaled up 10^4 leave the real activations a handful of int8 steps:
+    # accuracy collapses.
     bad = quantize_int8(onnx_path, trained.x_train * 1e4, tmp_path / "bad.int8.onnx")
     report = check_int8(onnx_path, bad, trained.x_test, trained.y_test, max_auc_drop=0.005)
     assert report.auc_drop > 0.005
@@ -93,7 +76,7 @@ def test_badly_calibrated_int8_is_rejected_and_deleted(
 
 
 def test_gate_threshold_is_configurable(
-    onnx_path: Path, int8_path: Path, trained: TrainedReference
+    onnx_path: Path, int8_path: Path, trained: TrainedCTR
 ) -> None:
     report = check_int8(onnx_path, int8_path, trained.x_test, trained.y_test, max_auc_drop=1.0)
     assert report.kept and report.max_auc_drop == 1.0
@@ -112,3 +95,12 @@ def test_calibration_must_match_the_feature_order(onnx_path: Path, tmp_path: Pat
         quantize_int8(
             onnx_path, np.zeros((10, 14), np.float32), tmp_path / "x.onnx", quant_format="fp8"
         )  # type: ignore[arg-type]
+
+
+def test_a_single_class_test_slice_cannot_gate(
+    onnx_path: Path, int8_path: Path, trained: TrainedCTR
+) -> None:
+    ones = np.ones(len(trained.x_test), np.float32)
+    with pytest.raises(SchemaError, match="both classes"):
+        check_int8(onnx_path, int8_path, trained.x_test, ones, delete_rejected=False)
+    assert int8_path.exists()

@@ -90,3 +90,28 @@ def test_demo_repository_loads():
 def test_missing_repository_module_is_a_definition_error():
     with pytest.raises(DefinitionError, match="MLRAY_FEATURE_REPO"):
         FeatureRepository.from_module("no.such.module")
+
+
+def test_repository_collects_request_time_views_and_finds_every_field():
+    repo = FeatureRepository.from_module("mlray.demo.features")
+    assert list(repo.on_demand) == ["request_features"]
+    refs = repo.resolve(["user_activity:ctr_7d", "request_features:hour_of_day"])
+    assert [repo.is_on_demand(r) for r in refs] == [False, True]
+    assert [r.column for r in refs] == ["user_activity__ctr_7d", "request_features__hour_of_day"]
+    assert repo.field(refs[1]).dtype == pa.int64() and repo.field(refs[0]).dtype == pa.float64()
+    assert "request_features:device_mobile" in repo.all_refs()
+    with pytest.raises(NotFoundError, match="Did you mean 'request_features:hour_of_day'"):
+        repo.field("request_features:hour_of_dya")
+    with pytest.raises(DefinitionError, match="must look like 'view:feature'"):
+        repo.resolve(["ctr_7d"])
+    stored = repo.schema_hash(["user_activity"])
+    assert repo.schema_hash(["user_activity", "request_features"]) != stored
+
+
+def test_a_repository_module_that_fails_to_import_is_a_definition_error(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "broken_repo.py").write_text("import no_such_package_for_mlray\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DefinitionError, match="broken_repo.*no_such_package_for_mlray"):
+        FeatureRepository.from_module("broken_repo")

@@ -58,7 +58,7 @@ def run(
     assert sorted(out["label_id"]) == sorted(
         lab.column("label_id").to_pylist()
     )  # each label exactly once
-    return dict(zip(out["label_id"], out["f"]))
+    return dict(zip(out["label_id"], out["f"], strict=False))
 
 
 def test_latest_row_at_or_before_label_time_inclusive():
@@ -155,7 +155,7 @@ def test_multi_key_entities():
     )
     spec = JoinSpec(("user_id", "item_id"), "t", "event_time", ("f",))
     out = asof_join(lab, fea, spec).to_pydict()
-    assert dict(zip(out["label_id"], out["f"])) == {1: 10.0, 2: 20.0}
+    assert dict(zip(out["label_id"], out["f"], strict=False)) == {1: 10.0, 2: 20.0}
 
 
 # -- property test against brute force ------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_matches_brute_force(lab, fea, ttl):
 
 
 def test_brute_force_reference_detects_a_wrong_answer():
-    """Guard: the reference really distinguishes availability (else the property test is vacuous)."""
+    """Guard: the reference really tells availability apart (else the property test is vacuous)."""
     f = feats([(1, 9, 9, 1.0), (1, 10, 12, 2.0)])
     assert brute_force(labels([(1, 1, 11)]).to_pandas(), f.to_pandas(), None) == {1: 1.0}
 

@@ -12,7 +12,8 @@ import pytest
 
 from mlray.errors import DefinitionError, SchemaError
 from mlray.features import Entity, FeatureView, Field
-from mlray.online.codec import KeyEncoder, ViewCodec, to_datetime, to_us
+from mlray.features.times import to_datetime, to_us
+from mlray.online.codec import KeyEncoder, ViewCodec
 
 UTC = UTC
 user = Entity("user", ("user_id",))
@@ -92,10 +93,17 @@ def test_rows_round_trip_typed(names):
     for j, blob in enumerate(blobs):
         got = codec.decode(blob)
         assert got[:2] == (et[j], et[j] + 1)
-        assert all(same(g, e) for g, e in zip(got[2:], expected[j].values())), (got, expected[j])
+        assert all(same(g, e) for g, e in zip(got[2:], expected[j].values(), strict=False)), (
+            got,
+            expected[j],
+        )
     many = codec.decode_many([*blobs, None])
     assert many[-1] is None
-    assert all(same(a, b) for x, y in zip(many, map(codec.decode, blobs)) for a, b in zip(x, y))
+    assert all(
+        same(a, b)
+        for x, y in zip(many, map(codec.decode, blobs), strict=False)
+        for a, b in zip(x, y, strict=False)
+    )
 
 
 def test_layout_is_times_fingerprint_nulls_then_packed_values():

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-import torch
+from synthetic_ctr import TrainedCTR, train_ctr
 
 from mlray.export.artifacts import ExportResult, export_model
-from mlray.export.reference_model import TrainedReference, train_reference_model
 
 
 @pytest.fixture(scope="session")
-def trained() -> TrainedReference:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the suite shares 2 cores; one thread trains this small model fastest
-    try:
-        return train_reference_model(5000, hidden=(32, 16), steps=120, batch_size=256, seed=5)
-    finally:
-        torch.set_num_threads(threads)
+def trained() -> TrainedCTR:
+    """A production CTRModel trained for a few steps on synthetic clicks."""
+    return train_ctr(5000, hidden=(32, 16), steps=120, batch_size=256, seed=5)
 
 
 @pytest.fixture(scope="session")
-def exported(trained: TrainedReference, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+def exported(trained: TrainedCTR, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     return export_model(
         trained.model,
-        trained.data.metadata(),
+        trained.spec,
         tmp_path_factory.mktemp("artifact"),
         x_test=trained.x_test,
         y_test=trained.y_test,
         calibration=trained.x_train,
         model_version="ctr/7",
     )
+
+
+@pytest.fixture(scope="session")
+def onnx_path(exported: ExportResult) -> Path:
+    assert exported.artifact.onnx_path is not None
+    return exported.artifact.onnx_path

@@ -1,25 +1,19 @@
-"""Every runtime available here keeps the ModelRuntime contract: same input, same checks, same answers."""
+"""Every runtime here keeps the ModelRuntime contract: same input, same checks, same answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from synthetic_ctr import TrainedCTR
 
 from mlray.errors import ConfigError, SchemaError
 from mlray.export.artifacts import ExportResult
-from mlray.export.reference_model import TrainedReference
 from mlray.runtimes import ModelRuntime, load_runtime
 from mlray.runtimes.onnxruntime_rt import OnnxRuntimeRuntime
 from mlray.runtimes.protocol import check_batch
 from mlray.runtimes.torch_rt import TorchRuntime
 
 CPU_RUNTIMES = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("torch", "fp32")]
-
-
-def _expected(trained: TrainedReference, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return trained.model(torch.from_numpy(x)).numpy()
 
 
 @pytest.fixture(scope="module", params=CPU_RUNTIMES, ids=lambda p: "-".join(p))
@@ -29,15 +23,15 @@ def runtime(request: pytest.FixtureRequest, exported: ExportResult) -> ModelRunt
 
 
 def test_is_a_model_runtime_with_the_artifact_feature_order(
-    runtime: ModelRuntime, trained: TrainedReference
+    runtime: ModelRuntime, trained: TrainedCTR
 ) -> None:
     assert isinstance(runtime, ModelRuntime)
-    assert runtime.feature_names == trained.data.feature_names
+    assert runtime.feature_names == trained.feature_names
     assert runtime.name.endswith(("fp32", "int8")) and "cpu" in runtime.name
 
 
 def test_predicts_probabilities_matching_pytorch(
-    runtime: ModelRuntime, trained: TrainedReference
+    runtime: ModelRuntime, trained: TrainedCTR
 ) -> None:
     x = trained.x_test
     got = runtime.predict(x)
@@ -46,7 +40,7 @@ def test_predicts_probabilities_matching_pytorch(
     tol = (
         0.05 if runtime.name.endswith("int8") else 1e-5
     )  # INT8 is held to AUC, not to exact values
-    np.testing.assert_allclose(got, _expected(trained, x), rtol=0, atol=tol)
+    np.testing.assert_allclose(got, trained.torch_scores(x), rtol=0, atol=tol)
     np.testing.assert_allclose(
         runtime.predict(x[:1]), got[:1], rtol=0, atol=1e-6
     )  # batch 1 == row 1 of a batch
@@ -71,7 +65,7 @@ def test_wrong_input_is_a_schema_error_naming_what_was_expected(
     assert "num_0, num_1" in err.value.message and "category, device" in err.value.message
 
 
-def test_empty_and_non_contiguous_batches(runtime: ModelRuntime, trained: TrainedReference) -> None:
+def test_empty_and_non_contiguous_batches(runtime: ModelRuntime, trained: TrainedCTR) -> None:
     assert runtime.predict(np.empty((0, 14), np.float32)).shape == (0,)
     x = np.asfortranarray(trained.x_test[:10])
     np.testing.assert_allclose(
@@ -92,12 +86,12 @@ def test_check_batch_names_long_feature_lists_briefly() -> None:
 
 
 def test_torch_runtime_serves_an_in_memory_module(
-    exported: ExportResult, trained: TrainedReference
+    exported: ExportResult, trained: TrainedCTR
 ) -> None:
     from dataclasses import replace
 
     art = replace(exported.artifact, torch_path=None, torch_module=trained.model)
     rt = load_runtime(art, "torch")
     np.testing.assert_allclose(
-        rt.predict(trained.x_test[:20]), _expected(trained, trained.x_test[:20]), atol=1e-7
+        rt.predict(trained.x_test[:20]), trained.torch_scores(trained.x_test[:20]), atol=1e-7
     )

@@ -10,9 +10,9 @@ import pytest
 
 from mlray.errors import BackendUnavailable, ConfigError, NotFoundError
 from mlray.export.artifacts import ExportResult
-from mlray.export.tensorrt_engine import tensorrt_available
 from mlray.runtimes import ModelArtifact, as_artifact, load_runtime, resolve
 from mlray.runtimes.onnxruntime_rt import cuda_provider_available
+from mlray.runtimes.tensorrt_engine import tensorrt_available
 
 NO_GPU_ENGINES = not tensorrt_available() and not cuda_provider_available()
 

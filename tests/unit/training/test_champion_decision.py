@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from mlray.registry.champion import CHALLENGER, CHAMPION, decide
-from mlray.training.config import PromotionConfig
+from mlray.registry.champion import PromotionConfig
 
 AUC = PromotionConfig(metric="auc", margin=0.01)
 

@@ -1,15 +1,12 @@
-"""The CTR model and its spec: the contract export and serving rely on."""
+"""The CTR model: the contract export and serving rely on (its spec: tests/unit/runtimes)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pytest
 import torch
 
-from mlray.errors import ConfigError
-from mlray.training.model import CTRModel, ModelSpec, build_model
+from mlray.runtimes.model_spec import ModelSpec
+from mlray.training.model import CTRModel, build_model
 
 
 def make_spec(**over) -> ModelSpec:
@@ -27,27 +24,6 @@ def make_spec(**over) -> ModelSpec:
     }
     body.update(over)
     return ModelSpec(**body)
-
-
-def test_spec_round_trips_through_json_and_declares_the_input_order():
-    spec = make_spec()
-    body = json.loads(spec.to_json())
-    assert body["feature_names"] == ["v__a", "v__b", "v__cat", "r__hour"]
-    assert body["numeric_features"] == ["v__a", "v__b"] and body["categorical_features"] == [
-        "v__cat",
-        "r__hour",
-    ]
-    assert ModelSpec.from_json(spec.to_json()) == spec
-    assert spec.cardinalities() == [3, 25]
-
-
-def test_spec_rejects_inconsistent_statistics_and_newer_formats():
-    with pytest.raises(ConfigError, match="one value per numeric feature"):
-        make_spec(means=[1.0])
-    with pytest.raises(ConfigError, match="no vocabulary"):
-        make_spec(vocab={"v__cat": []})
-    with pytest.raises(ConfigError, match="newer"):
-        ModelSpec.from_dict({**make_spec().to_dict(), "format": 99})
 
 
 def test_forward_maps_a_float_matrix_to_probabilities():

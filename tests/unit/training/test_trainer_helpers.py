@@ -6,8 +6,8 @@ import math
 
 from ray import tune
 
+from mlray.runtimes.model_spec import ModelSpec
 from mlray.training.config import TrainConfig
-from mlray.training.model import ModelSpec
 from mlray.training.train_loop import spec_for
 from mlray.training.trainer import best_row, loop_config
 from mlray.training.tune import search_space

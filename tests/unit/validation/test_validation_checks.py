@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 
 from mlray.features.feature_view import Field
-from mlray.training.config import ValidationConfig
+from mlray.validation.config import ValidationConfig
 from mlray.validation.psi import Distribution
 from mlray.validation.schema import derive_schema
 from mlray.validation.validate import (

@@ -1,5 +1,7 @@
 """Materialization: the offline tables' latest row per entity, as of a time, into the online store.
 
+It sits above both stores (the online package never reads the offline one).
+
 For each view, one Ray Data task per bucket of the pinned table version
 reads that bucket's files, picks each entity's row at ``end_time`` with the
 offline join's kernel (:func:`mlray.offline.asof.latest_per_entity`: the
@@ -28,14 +30,14 @@ import ray.data
 
 from mlray.config import Settings
 from mlray.errors import ConfigError, find_mlray_error
-from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, TIMESTAMP, FeatureView
+from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
 from mlray.features.repository import FeatureRepository
+from mlray.features.times import TIMESTAMP, now_us, to_datetime, to_us
 from mlray.offline.asof import JoinSpec, latest_per_entity
 from mlray.offline.delta_store import OfflineStore, ViewSnapshot
-from mlray.online.codec import to_datetime, to_us
+from mlray.online.factory import open_online_store, pin_online_store
 from mlray.online.freshness import METRICS
 from mlray.online.protocol import ViewState
-from mlray.online.redis_store import RedisOnlineStore, RedisTarget, redis_target
 from mlray.ray_session import ensure_ray
 
 _ASOF, _CHOSEN_TIME = "__mlray_asof", "__mlray_event_time"
@@ -104,10 +106,10 @@ def materialize(
             f"end_time {end_time.isoformat()} has no time zone; write it like 2026-01-01T00:00:00Z."
         )
     t0 = time.perf_counter()
-    target = redis_target(settings)
-    store = RedisOnlineStore(target)
+    settings = pin_online_store(settings)  # the tasks connect to the server the driver found
+    store = open_online_store(settings)
     offline = OfflineStore(settings)
-    end_us, now_us = to_us(end_time), time.time_ns() // 1000
+    end_us, started_us = to_us(end_time), now_us()
     jobs: dict[str, _Job] = {}
     for view in [repo.view(v) for v in views] if views else list(repo.views.values()):
         since = store.get_state(view.name).watermark_us if incremental else None
@@ -118,7 +120,7 @@ def materialize(
         if job.since_us is None or job.since_us < end_us
         for b in sorted(job.snapshot.files)
     ]
-    stats = _run(settings, items, jobs, target, end_us, now_us)
+    stats = _run(settings, items, jobs, end_us, started_us)
     seconds = time.perf_counter() - t0
     results = []
     for name, job in jobs.items():
@@ -140,11 +142,11 @@ def materialize(
             )
         )
         store.update_state(
-            name, ViewState(newest, end_us, now_us, job.snapshot.version, s["applied"])
+            name, ViewState(newest, end_us, started_us, job.snapshot.version, s["applied"])
         )
         newest_now = store.get_state(name).newest_event_us
         if newest_now is not None:
-            METRICS.lag(settings.project, name, (now_us - newest_now) / 1e6)
+            METRICS.lag(settings.project, name, (started_us - newest_now) / 1e6)
     store.close()
     return results
 
@@ -153,9 +155,8 @@ def _run(
     settings: Settings,
     items: list[dict],
     jobs: dict[str, _Job],
-    target: RedisTarget,
     end_us: int,
-    now_us: int,
+    started_us: int,
 ) -> dict[str, dict[str, int]]:
     """One Ray Data task per (view, bucket); returns summed counts per view."""
     if not items:
@@ -166,7 +167,7 @@ def _run(
         _materialize_batch,
         batch_size=1,
         batch_format="pyarrow",
-        fn_kwargs={"jobs": jobs, "target": target, "end_us": end_us, "now_us": now_us},
+        fn_kwargs={"jobs": jobs, "settings": settings, "end_us": end_us, "started_us": started_us},
     )
     try:
         rows = out.take_all()
@@ -185,18 +186,21 @@ def _run(
 
 
 def _materialize_batch(
-    batch: pa.Table, *, jobs: dict[str, _Job], target: RedisTarget, end_us: int, now_us: int
+    batch: pa.Table, *, jobs: dict[str, _Job], settings: Settings, end_us: int, started_us: int
 ) -> pa.Table:
-    """Ray Data task: compute and write the latest rows of the (view, bucket) items in ``batch``."""
-    store = RedisOnlineStore(target.for_writes())
+    """Ray Data task: compute and write the latest rows of the (view, bucket) items in ``batch``.
+
+    TTLs are checked against the run's start (``started_us``), the same for every task.
+    """
+    store = open_online_store(settings, bulk_writes=True)
     out: dict[str, list] = {k: [] for k in ("view", "bucket", *_STATS, "newest")}
     try:
         for name, bucket in zip(
-            batch.column("view").to_pylist(), batch.column("bucket").to_pylist()
+            batch.column("view").to_pylist(), batch.column("bucket").to_pylist(), strict=False
         ):
             job = jobs[name]
             latest = latest_rows(job.view, job.snapshot, bucket, end_us, job.since_us)
-            ws = store.write(job.view, latest, now_us)
+            ws = store.write(job.view, latest, started_us)
             for k, v in (
                 ("view", name),
                 ("bucket", bucket),
@@ -217,7 +221,9 @@ def _materialize_batch(
 def latest_rows(
     view: FeatureView, snapshot: ViewSnapshot, bucket: int, end_us: int, since_us: int | None = None
 ) -> pa.Table:
-    """Each entity's row at ``end_us`` in one bucket, by the offline join's rule (entities with none dropped).
+    """Each entity's row at ``end_us`` in one bucket, by the offline join's rule.
+
+    Entities with no qualifying row are dropped.
 
     Returns the join keys, ``event_time``, ``available_time`` and every feature of the chosen rows.
     """
@@ -233,14 +239,13 @@ def latest_rows(
     )
     asof = pa.array([end_us] * entities.num_rows, pa.int64()).cast(TIMESTAMP)
     entities = entities.append_column(_ASOF, asof)
-    ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
     spec = JoinSpec(
         tuple(keys),
         _ASOF,
         EVENT_TIME,
         (*feats, AVAILABLE_TIME),
         view.available_time,
-        ttl_us,
+        view.ttl_us,
         {},
         _CHOSEN_TIME,
     )

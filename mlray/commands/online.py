@@ -1,18 +1,27 @@
-"""CLI: ``mlray materialize`` and ``mlray features get`` (registered by :mod:`mlray.cli`)."""
+"""CLI: ``mlray materialize`` and ``mlray features get``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
+
+from mlray.cli_support import (
+    ConfigOpt,
+    handle_errors,
+    parse_entity,
+    parse_features,
+    parse_time,
+    print_rows,
+    settings_from,
+)
 
 
-def register(app: typer.Typer, features_app: typer.Typer) -> None:
+def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     """Add the online store's commands to the ``mlray`` app."""
-    from mlray.cli import ConfigOpt, handle_errors, parse_time, print_rows, settings_from
 
     @app.command("materialize")
     @handle_errors
@@ -49,7 +58,7 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
             ],
         )
 
-    @features_app.command("get")
+    @groups["features"].command("get")
     @handle_errors
     def features_get(
         entity: list[str] = typer.Option(
@@ -65,39 +74,16 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
 
         fs = FeatureStore(settings_from(config))
         row = parse_entity(entity)
-        refs: str | list[str] = (
-            features
-            if ":" not in features
-            else [f.strip() for f in features.split(",") if f.strip()]
-        )
         when = parse_time(request_time, "request-time") if request_time else None
-        res = fs.get_online_features(row, refs, request_time=when)
+        res = fs.get_online_features(row, parse_features(features), request_time=when)
         print_rows(
             f"online features for {', '.join(f'{k}={v}' for k, v in row.items())}",
             feature_table(res),
         )
 
 
-def parse_entity(pairs: list[str]) -> dict[str, Any]:
-    """``["user_id=7", "device=mobile"]`` -> ``{"user_id": 7, "device": "mobile"}`` (numbers parsed).
-
-    Raises:
-        ConfigError: a pair is not ``KEY=VALUE``.
-    """
-    from mlray.errors import ConfigError
-
-    row: dict[str, Any] = {}
-    for p in pairs:
-        key, sep, value = p.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--entity {p!r} must look like KEY=VALUE, e.g. --entity user_id=7.")
-        parsed = yaml.safe_load(value) if value.strip() else value
-        row[key.strip()] = parsed if isinstance(parsed, (int, float, bool)) else value
-    return row
-
-
 def feature_table(res: Any) -> list[dict[str, Any]]:
-    """One printed row per feature of the first entity row: value, its view's event time and age, missing."""
+    """One printed row per feature of the first entity row: value, event time, age, missing."""
     if not res.rows:
         return []
     row, missing = res.rows[0], set(res.missing[0])

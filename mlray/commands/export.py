@@ -1,18 +1,20 @@
-"""CLI: ``mlray export inspect`` and ``mlray export engine`` (registered by :mod:`mlray.cli`)."""
+"""CLI: ``mlray export inspect`` and ``mlray export engine``."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
+from mlray.cli_support import handle_errors, print_rows
 
-def register(app: typer.Typer, features_app: typer.Typer) -> None:
+
+def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     """Add the ``export`` command group to the ``mlray`` app."""
-    from mlray.cli import handle_errors, print_rows
 
     export_app = typer.Typer(
         help="Exported model artifacts: inspect them, build TensorRT engines.", no_args_is_help=True
@@ -53,9 +55,9 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
         cache_dir: Path = typer.Option(None, help="Engine cache (default: <artifact>/tensorrt)."),
         max_batch: int = typer.Option(4096, min=1),
     ) -> None:
-        """Build (or find cached) the TensorRT engine for this GPU; skipped where TensorRT is absent."""
-        from mlray.export.tensorrt_engine import SKIP_MESSAGE, build_engine
+        """Build (or find cached) this GPU's TensorRT engine; skipped where TensorRT is absent."""
         from mlray.runtimes import as_artifact
+        from mlray.runtimes.tensorrt_engine import SKIP_MESSAGE, build_engine
 
         art = as_artifact(artifact)
         onnx_path = art.require("onnx")

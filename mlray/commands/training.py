@@ -1,10 +1,13 @@
-"""CLI: ``mlray train --config train.yaml`` (registered by :mod:`mlray.cli`)."""
+"""CLI: ``mlray train --config train.yaml``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
+
+from mlray.cli_support import handle_errors, print_rows
 
 TrainConfigOpt = typer.Option(
     None,
@@ -24,9 +27,8 @@ SettingsOpt = typer.Option(
 )
 
 
-def register(app: typer.Typer, features_app: typer.Typer) -> None:
+def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     """Add the ``train`` command to the ``mlray`` app."""
-    from mlray.cli import handle_errors, print_rows
 
     @app.command("train")
     @handle_errors
@@ -38,7 +40,7 @@ def register(app: typer.Typer, features_app: typer.Typer) -> None:
         ),
         epochs: int = typer.Option(None, min=1, help="Override training.epochs."),
     ) -> None:
-        """Build the training set, validate it, tune and train on Ray, compare with the champion, register."""
+        """Build the training set, validate, train and tune on Ray, judge, register."""
         from mlray.config import load_settings
         from mlray.pipeline import run_pipeline
         from mlray.training.config import load_train_config, settings_for

@@ -1,4 +1,4 @@
-"""Build TensorRT engines (FP16, or INT8 with a calibration cache) from the exported ONNX model.
+"""Build TensorRT engines (FP16, or INT8 with a calibration cache) from an exported ONNX model.
 
 An engine is only valid for the GPU model and TensorRT version that built
 it, so engines are cached under ``<cache>/<model version>/<GPU>/trt-<version>/``
@@ -7,6 +7,11 @@ carries a hash of the ONNX file, so re-exporting a version never serves a
 stale engine. On a machine without a GPU or without the ``tensorrt`` package
 the build is skipped with one log line and ``None`` comes back: the CPU
 runtimes serve instead.
+
+The engine belongs to the runtime that serves it (:mod:`mlray.runtimes.tensorrt_rt`
+builds one on first load); ``mlray export engine`` builds one ahead of time.
+Availability is checked without importing torch (:mod:`mlray.runtimes.gpu`);
+torch is imported only to name the GPU and to hold calibration batches on it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlray.errors import ConfigError, SchemaError, ValidationFailed
+from mlray.runtimes.gpu import gpu_available
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
 
 log = logging.getLogger(__name__)
@@ -31,12 +37,16 @@ EnginePrecision = Literal["fp16", "int8"]
 
 
 def tensorrt_available() -> bool:
-    """True when the ``tensorrt`` package is installed and a CUDA GPU is visible."""
-    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("torch") is None:
-        return False
-    import torch
+    """True when the ``tensorrt`` package is installed and a CUDA GPU is visible.
 
-    return bool(torch.cuda.is_available())
+    The engine's device buffers are torch tensors, so torch must be installed
+    too; neither package is imported to answer.
+    """
+    return (
+        importlib.util.find_spec("tensorrt") is not None
+        and importlib.util.find_spec("torch") is not None
+        and gpu_available()
+    )
 
 
 def gpu_name() -> str:
@@ -73,10 +83,11 @@ def build_engine(
     """Build (or reuse) a TensorRT engine for an exported ONNX model.
 
     Args:
-        onnx_path: the FP32 ONNX model from :func:`mlray.export.onnx.export_onnx`.
+        onnx_path: the FP32 ONNX model (see :func:`mlray.export.onnx.export_onnx`).
         cache_dir: root of the engine cache.
         model_version: names the model version (first level of the cache key).
-        precision: ``"fp16"``, or ``"int8"`` (FP16 kernels allowed as well, INT8 where it is faster).
+        precision: ``"fp16"``, or ``"int8"`` (FP16 kernels allowed as well, INT8 where it is
+            faster).
         calibration: float32 ``[N, F]`` training rows; needed for ``"int8"`` unless a
             calibration cache for this model already sits in the cache folder.
         max_batch: largest batch the engine accepts.
@@ -107,7 +118,8 @@ def build_engine(
     calib_cache = folder / f"model-{_file_hash(onnx_path)}.int8.calib"
     if precision == "int8" and calibration is None and not calib_cache.exists():
         raise ConfigError(
-            f"An INT8 TensorRT engine needs calibration rows (or a calibration cache at {calib_cache})."
+            "An INT8 TensorRT engine needs calibration rows "
+            f"(or a calibration cache at {calib_cache})."
         )
     serialized = _build(
         trt, onnx_path, precision, calibration, calib_cache, max_batch, opt_batch, workspace_bytes

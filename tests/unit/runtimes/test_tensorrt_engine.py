@@ -1,4 +1,4 @@
-"""The TensorRT engine builder: skipped with one clear log line here, cache keyed per model/GPU/TensorRT."""
+"""The TensorRT engine builder: skipped with one log line here, cached per model/GPU/TensorRT."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from mlray.errors import ConfigError
-from mlray.export.tensorrt_engine import SKIP_MESSAGE, build_engine, engine_dir, tensorrt_available
+from mlray.runtimes.tensorrt_engine import (
+    SKIP_MESSAGE,
+    build_engine,
+    engine_dir,
+    tensorrt_available,
+)
 
 
 @pytest.mark.skipif(
@@ -17,7 +22,7 @@ from mlray.export.tensorrt_engine import SKIP_MESSAGE, build_engine, engine_dir,
 def test_without_tensorrt_the_build_is_skipped_not_failed(
     onnx_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="mlray.export.tensorrt_engine"):
+    with caplog.at_level(logging.INFO, logger="mlray.runtimes.tensorrt_engine"):
         assert build_engine(onnx_path, tmp_path / "cache", "ctr/1", precision="int8") is None
     assert SKIP_MESSAGE in caplog.text
     assert (

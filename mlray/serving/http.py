@@ -1,0 +1,160 @@
+"""The HTTP face of the serving app: FastAPI routes, body limits and error mapping.
+
+Routes (OpenAPI at ``/docs`` and ``/openapi.json``):
+
+* ``POST /predict``: ``{"entities": {...}, "context": {...}}`` -> one :class:`Prediction`;
+* ``POST /predict/batch``: ``{"requests": [...]}`` -> ``{"predictions": [...]}`` in order
+  (longer than ``max_batch``: 413);
+* ``GET /healthz``: 200 only when features, model and logger are ready, else 503;
+* ``GET /model``: the versions and runtime being served.
+
+Every error is JSON with a message naming the field or the backend, never a
+stack trace: 422 for a body that does not fit the schema, 413 for one too
+large, 503 when a backend is down (under the ``fail`` policy).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlray.errors import MlrayError
+from mlray.serving.schemas import BatchPrediction, Health, ModelInfo, Prediction, split_request
+from mlray.serving.service import ParsedRequest, PredictionService, request_ids
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 before it is parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"Request body is larger than {limit} bytes."}, status_code=413)
+
+
+def build_http_app(
+    service: PredictionService,
+    single: type[Any],
+    batch: type[Any],
+    *,
+    max_batch: int,
+    max_body_bytes: int,
+    health: Callable[[], Health],
+) -> FastAPI:
+    """The FastAPI app of one ingress replica.
+
+    Args:
+        service: the replica's prediction service.
+        single, batch: the request body models (:func:`mlray.serving.schemas.request_models`).
+        max_batch: the largest batch; a longer one is answered 413.
+        max_body_bytes: the largest body; a larger one is answered 413.
+        health: the readiness of features, model and logger.
+    """
+    app = FastAPI(
+        title="mlray serving",
+        description="Online click-through scores: features, champion model, shadow, prediction log.",
+    )
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.exception_handler(MlrayError)
+    async def _mlray_error(_: Request, e: MlrayError) -> JSONResponse:
+        return JSONResponse({"detail": e.message}, status_code=e.http_status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception) -> JSONResponse:
+        log.exception("Unexpected error while serving")
+        return JSONResponse(
+            {"detail": f"Internal error ({type(e).__name__}); see the replica's log."},
+            status_code=500,
+        )
+
+    async def run(
+        bodies: list[Any], route: str, header: str | None, tasks: BackgroundTasks
+    ) -> list[Prediction]:
+        t0 = time.perf_counter()
+        parsed = [ParsedRequest(*split_request(b)) for b in bodies]
+        ids = request_ids(header, len(parsed))
+        predictions, pending = await service.predict(parsed, route, ids, t0)
+        tasks.add_task(service.complete, pending)
+        return predictions
+
+    @app.post("/predict", response_model=Prediction)
+    async def predict(
+        body: single,  # type: ignore[valid-type]
+        tasks: BackgroundTasks,
+        x_request_id: str | None = Header(None, max_length=128),
+    ) -> Prediction:
+        """Score one request with the champion (the shadow scores it after the response)."""
+        return (await run([body], "/predict", x_request_id, tasks))[0]
+
+    @app.post(
+        "/predict/batch",
+        response_model=BatchPrediction,
+        responses={413: {"description": f"More than {max_batch} requests, or a body too large."}},
+    )
+    async def predict_batch(
+        body: batch,  # type: ignore[valid-type]
+        tasks: BackgroundTasks,
+        x_request_id: str | None = Header(None, max_length=128),
+    ) -> Any:
+        """Score several requests in one call; answers come back in request order."""
+        if len(body.requests) > max_batch:
+            return JSONResponse(
+                {
+                    "detail": f"A batch holds at most {max_batch} requests, got {len(body.requests)}."
+                },
+                status_code=413,
+            )
+        return BatchPrediction(
+            predictions=await run(body.requests, "/predict/batch", x_request_id, tasks)
+        )
+
+    @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+    async def healthz() -> Any:
+        """200 when features, model and logger are ready; 503 with the part that is not."""
+        h = health()
+        return h if h.status == "ok" else JSONResponse(h.model_dump(), status_code=503)
+
+    @app.get("/model", response_model=ModelInfo)
+    async def model() -> ModelInfo:
+        """The versions and runtimes being served, and when they were loaded."""
+        return ModelInfo(**service.models.describe())
+
+    return app
