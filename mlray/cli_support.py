@@ -41,7 +41,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             err = find_mlray_error(e)
             if err is None:
                 raise
-            console.print(f"[bold red]{type(err).__name__}:[/] {err.message}")
+            console.print(f"[bold red]{type(err).__name__}:[/] {err.message}", soft_wrap=True)
             raise typer.Exit(2) from e
 
     return wrapper

@@ -31,7 +31,7 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         mlflow: bool = typer.Option(True, help="Log the report to MLflow (mlray-monitoring)."),
         config: Path = ConfigOpt,
     ) -> None:
-        """Compare the shadow's scores with the champion's per model pair, from the prediction log."""
+        """Compare the shadow's scores with the champion's per model pair (prediction log)."""
         from mlray.serving.shadow_report import EXPERIMENT, shadow_report
 
         report = shadow_report(

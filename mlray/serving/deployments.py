@@ -149,17 +149,21 @@ class Ingress:
             await asyncio.to_thread(self.models.refresh)
 
     async def __del__(self) -> None:
-        """Graceful shutdown or redeploy: hand every buffered row on before the replica goes."""
+        """Graceful shutdown or redeploy: commit every buffered row before the replica goes.
+
+        The committer may be shutting down too (its replica no longer takes calls),
+        so the last rows go straight to the table: one more commit per replica.
+        """
         self._poller.cancel()
         writer = DeltaLogWriter(
             log_uri(self.settings, self.args.log), self.settings.storage_options
         )
 
         async def direct(rows: list[LogRow]) -> None:
-            # The committer may already be gone: append straight to the table (one more commit).
             await asyncio.to_thread(writer.append, rows)
 
-        await self.buffer.close(fallback=direct)
+        self.buffer.sink = direct
+        await self.buffer.close()
         self.features.close()
 
 
@@ -216,6 +220,7 @@ class PredictionLogger:
         self.writer = DeltaLogWriter(log_uri(settings, cfg), settings.storage_options)
         self.metrics = LoggerMetrics()
         self.received = 0
+        self.closing = False
         self.buffer = RowBuffer(
             self._commit,
             batch_rows=cfg.commit_rows,
@@ -232,6 +237,9 @@ class PredictionLogger:
     async def log(self, rows: list[LogRow]) -> int:
         """Queue rows for the next commit; returns how many are waiting."""
         self.received += len(rows)
+        if self.closing:  # shutting down: nothing may wait in a buffer that is already flushed
+            await self._commit(rows)
+            return 0
         dropped = self.buffer.dropped
         self.buffer.add(rows)
         if self.buffer.dropped > dropped:
@@ -254,4 +262,5 @@ class PredictionLogger:
         }
 
     async def __del__(self) -> None:
+        self.closing = True
         await self.buffer.close()

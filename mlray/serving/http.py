@@ -13,8 +13,6 @@ stack trace: 422 for a body that does not fit the schema, 413 for one too
 large, 503 when a backend is down (under the ``fail`` policy).
 """
 
-from __future__ import annotations
-
 import logging
 import time
 from collections.abc import Callable

@@ -90,17 +90,13 @@ class RowBuffer:
             self._depth()
             return len(batch)
 
-    async def close(self, fallback: Sink | None = None) -> int:
-        """Stop the periodic flush and hand off what is left (to ``fallback`` if the sink fails)."""
+    async def close(self) -> int:
+        """Stop the periodic flush and hand off what is left; returns the rows still held."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             self._task = None
         await self.flush()
-        if self.rows and fallback is not None:
-            rows, self.rows = self.rows, []
-            await fallback(rows)
-            self.handed_off += len(rows)
         return len(self.rows)
 
     async def _every_interval(self) -> None:

@@ -73,7 +73,13 @@ def served(
     )
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     demo = generate_clickstream(
-        s.raw_root, users=150, items=40, days=9, seed=5, progress=False, start=hour - timedelta(days=7)
+        s.raw_root,
+        users=150,
+        items=40,
+        days=9,
+        seed=5,
+        progress=False,
+        start=hour - timedelta(days=7),
     )
     fs = FeatureStore(s)
     fs.build_features(demo.start, demo.end)

@@ -83,7 +83,10 @@ def test_the_batch_limit_is_advertised_and_answered_413(app: str) -> None:
         ({"entities": KNOWN["entities"], "context": {**KNOWN["context"], "colour": 1}}, "colour"),
         ({"entities": KNOWN["entities"], "context": {"device": "mobile"}}, "price"),
         ({"entities": {"user_id": 2**70, "item_id": 7}, "context": KNOWN["context"]}, "user_id"),
-        ({**KNOWN, "context": {**KNOWN["context"], "request_time": "2026-01-01T00:00"}}, "request_time"),
+        (
+            {**KNOWN, "context": {**KNOWN["context"], "request_time": "2026-01-01T00:00"}},
+            "request_time",
+        ),
     ],
 )
 def test_bad_fields_are_422_naming_the_field(app: str, body: dict, where: str) -> None:
@@ -94,11 +97,17 @@ def test_bad_fields_are_422_naming_the_field(app: str, body: dict, where: str) -
 
 def test_malformed_json_is_422_and_an_oversized_body_413(app: str) -> None:
     r = requests.post(
-        f"{app}/predict", data=b'{"entities": ', headers={"Content-Type": "application/json"}, timeout=5
+        f"{app}/predict",
+        data=b'{"entities": ',
+        headers={"Content-Type": "application/json"},
+        timeout=5,
     )
     assert r.status_code == 422
     r = requests.post(
-        f"{app}/predict", data=b"x" * 2_000_000, headers={"Content-Type": "application/json"}, timeout=5
+        f"{app}/predict",
+        data=b"x" * 2_000_000,
+        headers={"Content-Type": "application/json"},
+        timeout=5,
     )
     assert r.status_code == 413
 
@@ -119,7 +128,8 @@ def test_every_prediction_is_one_log_row_after_shutdown(served: Served) -> None:
     ids = [post(url, "/predict", KNOWN).json()["request_id"] for _ in range(7)]
     reqs = [KNOWN] * 5
     ids += [
-        p["request_id"] for p in post(url, "/predict/batch", {"requests": reqs}).json()["predictions"]
+        p["request_id"]
+        for p in post(url, "/predict/batch", {"requests": reqs}).json()["predictions"]
     ]
     serve.delete("logged")  # graceful: the replica and the committer flush what they hold
     table = deltalake.DeltaTable(served.settings.table_uri("predictions", "predictions"))
