@@ -197,6 +197,9 @@ class RedisOnlineStore:
                 raise self._unavailable(e) from e
             except redis.ConnectionError as e:  # a dropped pooled connection: reconnect once
                 conn.disconnect()
+                # A dropped connection mostly means the server restarted: every idle pooled
+                # connection is stale too, and each would fail one more request.
+                pool.disconnect(inuse_connections=False)
                 if attempt == self.target.retries or isinstance(e, redis.AuthenticationError):
                     raise self._unavailable(e) from e
             except BaseException:

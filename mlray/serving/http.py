@@ -9,8 +9,10 @@ Routes (OpenAPI at ``/docs`` and ``/openapi.json``):
 * ``GET /model``: the versions and runtime being served.
 
 Every error is JSON with a message naming the field or the backend, never a
-stack trace: 422 for a body that does not fit the schema, 413 for one too
-large, 503 when a backend is down (under the ``fail`` policy).
+stack trace: 422 for a body that does not fit the schema, 400 for one that
+is not JSON text at all (FastAPI's, e.g. not UTF-8), 413 for one too large,
+503 when a backend is down (under the ``fail`` policy). Each route documents
+the codes it may answer.
 """
 
 import logging
@@ -20,10 +22,18 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlray.errors import MlrayError
-from mlray.serving.schemas import BatchPrediction, Health, ModelInfo, Prediction, split_request
+from mlray.serving.schemas import (
+    BatchPrediction,
+    ErrorBody,
+    Health,
+    ModelInfo,
+    Prediction,
+    split_request,
+)
 from mlray.serving.service import ParsedRequest, PredictionService, request_ids
 
 log = logging.getLogger(__name__)
@@ -50,7 +60,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(self.limit)
             return message
 
         try:
@@ -59,8 +69,16 @@ class BodyLimit:
             await _too_large(self.limit)(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised by ``receive`` past the limit.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads
+    a body into its own 400 "error parsing the body"; this one it passes on, and
+    the app's exception middleware answers it with a 413.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body is larger than {limit} bytes.")
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -87,7 +105,7 @@ def build_http_app(
     """
     app = FastAPI(
         title="mlray serving",
-        description="Online click-through scores: features, champion model, shadow, prediction log.",
+        description="Online click-through scores: features, champion, shadow, prediction log.",
     )
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
@@ -113,7 +131,14 @@ def build_http_app(
         tasks.add_task(service.complete, pending)
         return predictions
 
-    @app.post("/predict", response_model=Prediction)
+    # What a scoring route may answer besides 200 and FastAPI's 422.
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorBody, "description": "The body is not JSON text (e.g. not UTF-8)."},
+        413: {"model": ErrorBody, "description": f"A body over {max_body_bytes} bytes."},
+        503: {"model": ErrorBody, "description": "No model loaded, or the store down ('fail')."},
+    }
+
+    @app.post("/predict", response_model=Prediction, responses=errors)
     async def predict(
         body: single,  # type: ignore[valid-type]
         tasks: BackgroundTasks,
@@ -125,7 +150,14 @@ def build_http_app(
     @app.post(
         "/predict/batch",
         response_model=BatchPrediction,
-        responses={413: {"description": f"More than {max_batch} requests, or a body too large."}},
+        responses={
+            **errors,
+            413: {
+                "model": ErrorBody,
+                "description": f"More than {max_batch} requests, or a body over {max_body_bytes} "
+                "bytes.",
+            },
+        },
     )
     async def predict_batch(
         body: batch,  # type: ignore[valid-type]
@@ -134,10 +166,9 @@ def build_http_app(
     ) -> Any:
         """Score several requests in one call; answers come back in request order."""
         if len(body.requests) > max_batch:
+            got = len(body.requests)
             return JSONResponse(
-                {
-                    "detail": f"A batch holds at most {max_batch} requests, got {len(body.requests)}."
-                },
+                {"detail": f"A batch holds at most {max_batch} requests, got {got}."},
                 status_code=413,
             )
         return BatchPrediction(

@@ -11,10 +11,11 @@ keys, so a misspelt field is a 422 naming it, and the OpenAPI schema at
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import pyarrow as pa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from mlray.features.repository import FeatureRepository
 
@@ -46,6 +47,12 @@ class BatchPrediction(BaseModel):
     predictions: list[Prediction]
 
 
+class ErrorBody(BaseModel):
+    """Any error but a 422: a message naming the field or the backend."""
+
+    detail: str
+
+
 class ModelInfo(BaseModel):
     """``GET /model``."""
 
@@ -66,6 +73,23 @@ class Health(BaseModel):
     features: str
     model: str
     logger: str
+
+
+def _within_utc_years(t: datetime | None) -> datetime | None:
+    """Reject a time whose offset moves it out of years 1..9999 in UTC.
+
+    Such a time parses, but its log row has no ``day`` partition: it would fail
+    every commit of the batch it travels in.
+    """
+    if t is not None:
+        try:
+            t.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range in UTC (years 1 to 9999)") from None
+    return t
+
+
+RequestTime = Annotated[AwareDatetime | None, AfterValidator(_within_utc_years)]
 
 
 def _python_type(dtype: pa.DataType, name: str) -> tuple[Any, Any]:
@@ -104,7 +128,7 @@ def request_models(
             for k in schema.names:
                 keys.setdefault(k, _python_type(schema.field(k).type, k))
     context["request_time"] = (
-        AwareDatetime | None,
+        RequestTime,
         Field(None, description="ISO 8601 with an offset; default: now."),
     )
     entities = create_model("Entities", __base__=_Strict, **keys)  # type: ignore[call-overload]
