@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: quickstart test install clean bench
+.PHONY: quickstart test lint install clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/python -m mlray.quickstart
 
-test: $(STAMP)
+# Lint and types first (seconds), then the suite.
+test: lint
 	$(BIN)/python -m pytest tests -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mlray jobs benchmarks tests
+	$(BIN)/ruff format --check mlray jobs benchmarks tests
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pit_join.py --size small

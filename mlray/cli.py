@@ -8,7 +8,6 @@ errors from mlray are printed as one red line and exit with status 2
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
@@ -58,4 +57,4 @@ def main() -> None:  # pragma: no cover - console script entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

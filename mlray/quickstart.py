@@ -24,6 +24,7 @@ from mlray.store import FeatureStore
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO = {"users": 2000, "items": 300, "days": 14, "seed": 42}
+SERVE_REQUESTS = 300
 # A small tuning budget so the quickstart stays a few minutes on a laptop.
 TRAIN_BUDGET = {
     "model_name": "ctr_model",
@@ -187,6 +188,66 @@ def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[
     return scores, f"champion v{champion.version} on {runtime.name}: scores {shown}"
 
 
+def serve_traffic(settings: Settings) -> tuple[Any, str]:
+    """Serve the champion with the challenger in shadow, send demo traffic, count the logged rows."""
+    import deltalake
+    import requests
+    from ray import serve
+
+    from mlray.demo.traffic import demo_bodies, send
+    from mlray.serving.app import build_app
+    from mlray.serving.config import ServeArgs
+
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    args = ServeArgs(
+        model_name=str(TRAIN_BUDGET["model_name"]),
+        shadow="challenger",
+        settings={"data_root": settings.data_root},
+    )
+    serve.run(build_app(args), name="mlray", route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    bodies = demo_bodies(SERVE_REQUESTS, users=DEMO["users"], items=DEMO["items"], seed=1)
+    traffic = send(url, bodies, batch_size=25)
+    info = requests.get(f"{url}/model", timeout=5).json()
+    serve.delete("mlray")  # graceful: every buffered prediction row is committed
+    serve.shutdown()
+    log = deltalake.DeltaTable(settings.table_uri("predictions", args.log.table))
+    ids = set(traffic.request_ids)
+    logged = sum(
+        r in ids for r in log.to_pyarrow_table(columns=["request_id"])["request_id"].to_pylist()
+    )
+    table = Table(
+        title=f"served by v{info['model_version']} on {info['runtime']}, shadow v{info['shadow_version']}"
+    )
+    for col in ("user_id", "item_id", "device", "score", "missing"):
+        table.add_column(col)
+    for body, answer in list(zip(bodies, traffic.answers, strict=False))[:4]:
+        e, c = body["entities"], body["context"]
+        table.add_row(
+            str(e["user_id"]),
+            str(e["item_id"]),
+            c["device"],
+            f"{answer['score']:.4f}",
+            str(len(answer["missing_features"])),
+        )
+    console.print(table)
+    summary = (
+        f"{len(traffic.answers)} predictions, {traffic.errors} errors, per HTTP call p50 "
+        f"{traffic.percentile(50):.1f} ms p99 {traffic.percentile(99):.1f} ms, "
+        f"logged {logged}/{len(ids)}"
+    )
+    return traffic, summary
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
 
@@ -208,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     run.stage("train #1 (first model)", lambda: train(settings, 1))
     run.stage("train #2 (same data)", lambda: train(settings, 2))
     run.stage("score with the champion", lambda: score(fs, settings, demo))
+    run.stage("serve with the challenger in shadow", lambda: serve_traffic(settings))
     run.summary()
     console.print(
         f"Browse runs and versions: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}"

@@ -36,11 +36,23 @@ def _apply_output() -> None:
     import ray.data
 
     verbose = _verbose
+    # MLflow draws a progress bar per artifact download; Serve logs each deployment step.
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "true" if verbose else "false"
+    logging.getLogger("ray.serve").setLevel(logging.INFO if verbose else logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_operator_progress_bars = verbose
     for handler in logging.getLogger("ray.data").handlers:
         if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
             handler.setLevel(logging.INFO if verbose else logging.WARNING)
+            if not any(isinstance(f, _NoBarNotices) for f in handler.filters):
+                handler.addFilter(_NoBarNotices())
+
+
+class _NoBarNotices(logging.Filter):
+    """Drops Ray Data's notice that the progress bars we turned off are off (quiet mode only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _verbose or not record.getMessage().startswith("Progress bars")
 
 
 def set_train_poll_interval(seconds: float) -> None:

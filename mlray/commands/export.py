@@ -76,7 +76,7 @@ def summary_rows(described: dict[str, Any]) -> list[dict[str, Any]]:
     """Key/value rows of an artifact description, with the INT8 gate spelled out."""
     checks = described.get("checks") or {}
     int8 = checks.get("int8") or {}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"field": "feature order", "value": ", ".join(described["feature_names"])},
         {"field": "onnx", "value": described.get("onnx_path")},
         {"field": "int8", "value": described.get("int8_path") or "not kept"},

@@ -14,7 +14,7 @@ import hashlib
 import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -108,8 +108,9 @@ class FeatureView:
     """
 
     name: str
-    entities: tuple[Entity, ...]
-    schema: tuple[Field, ...]
+    # Any sequence (a list, as in the README); __post_init__ stores a tuple.
+    entities: Sequence[Entity]
+    schema: Sequence[Field]
     source: str | None = None
     source_time: str = EVENT_TIME
     transform: Transform | None = None

@@ -56,9 +56,10 @@ class OnDemandFeatureView:
     """
 
     name: str
-    request: tuple[Field, ...]
-    sources: tuple[str, ...]
-    schema: tuple[Field, ...]
+    # Any sequences (lists, as in the README); __post_init__ stores tuples.
+    request: Sequence[Field]
+    sources: Sequence[str]
+    schema: Sequence[Field]
     transform: OnDemandTransform
     description: str = ""
     defined_at: str = field(default="", compare=False)

@@ -137,16 +137,40 @@ class DeltaLogWriter:
         self.uri, self.storage_options = uri, storage_options or None
 
     def append(self, rows: Sequence[LogRow]) -> int:
-        """Write ``rows`` in one commit; returns how many. Raises what deltalake raises."""
+        """Write ``rows`` in one commit; returns how many were written.
+
+        A row that cannot be converted (a value the schema cannot hold) is
+        logged by request id and left out, so one bad row never blocks the
+        others; a failed write raises what deltalake raises (the caller retries).
+        """
         if not rows:
             return 0
         from deltalake import write_deltalake
 
-        write_deltalake(
-            self.uri,
-            to_table(rows),
-            mode="append",
-            partition_by=[PARTITION],
-            storage_options=self.storage_options,
-        )
-        return len(rows)
+        table, bad = _convert(rows)
+        for row, err in bad:
+            log.error("Prediction log row %s cannot be stored, left out: %s", row.request_id, err)
+        if table.num_rows:
+            write_deltalake(
+                self.uri,
+                table,
+                mode="append",
+                partition_by=[PARTITION],
+                storage_options=self.storage_options,
+            )
+        return table.num_rows
+
+
+def _convert(rows: Sequence[LogRow]) -> tuple[pa.Table, list[tuple[LogRow, Exception]]]:
+    """The rows as a table, and the rows that could not be converted (with why)."""
+    try:
+        return to_table(rows), []
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):
+        good, bad = [], []
+        for r in rows:
+            try:
+                to_table([r])
+                good.append(r)
+            except (ValueError, TypeError, OverflowError, pa.ArrowException) as e:
+                bad.append((r, e))
+        return to_table(good), bad

@@ -19,6 +19,11 @@ SCORING_MODULES = [
     "mlray.runtimes",
     "mlray.runtimes.model_spec",
     "mlray.runtimes.encoding",
+    "mlray.online.reader",
+    "mlray.registry.download",
+    "mlray.serving.service",
+    "mlray.serving.deployments",
+    "mlray.serving.app",
 ]
 FORBIDDEN = ["torch", "ray.train"]
 

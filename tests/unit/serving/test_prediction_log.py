@@ -112,3 +112,12 @@ def test_appends_make_one_table_partitioned_by_day(tmp_path: Path) -> None:
     ]
     assert table.to_pyarrow_table(partitions=[("day", "=", "2026-03-03")]).num_rows == 2
     assert sorted(got.column_names) == sorted(SCHEMA.names)
+
+
+def test_a_row_the_schema_cannot_hold_is_left_out_and_the_others_are_written(tmp_path) -> None:
+    bad = row("bad-1")
+    bad.request_time_us = 10**20  # beyond year 9999: no day partition for it
+    written = DeltaLogWriter(str(tmp_path / "log")).append([row("good-1"), bad, row("good-2")])
+    assert written == 2
+    ids = deltalake.DeltaTable(str(tmp_path / "log")).to_pyarrow_table()["request_id"].to_pylist()
+    assert sorted(ids) == ["good-1", "good-2"]

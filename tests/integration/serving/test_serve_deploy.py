@@ -1,0 +1,117 @@
+"""The serve configs with the real ``serve deploy`` CLI against a Ray cluster of their own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from conftest import Served, free_port, wait_for
+
+from mlray.serving.app import parse_args
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``ray start --head --block`` on loopback ports of its own; yields the dashboard address."""
+    dash, gcs = free_port(), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            "--num-cpus=2",
+            f"--temp-dir={tmp_path_factory.mktemp('ray-head')}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dash}"
+    try:
+        wait_for(lambda: requests.get(f"{address}/api/version", timeout=2).ok, 90, every_s=0.5)
+        yield address
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def local_config(served: Served, port: int, tmp_path: Path) -> Path:
+    """serve_configs/local.yaml pointed at the test's data, Redis and a free HTTP port."""
+    body = yaml.safe_load((ROOT / "serve_configs" / "local.yaml").read_text())
+    body["http_options"]["port"] = port
+    args = body["applications"][0]["args"]
+    args["settings"] = {
+        "data_root": served.settings.data_root,
+        "project": served.settings.project,
+        "num_buckets": 4,
+        "redis": served.settings.redis.model_dump(),
+    }
+    args["ingress_cpus"] = 0.5
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_serve_deploy_of_the_local_config_serves_the_routes(
+    served: Served, head: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = local_config(served, port, tmp_path)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(
+        [str(BIN / "serve"), "deploy", str(config), "--address", head],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200, 120, 0.5)
+        body = {"entities": {"user_id": 3, "item_id": 7}, "context": {"device": "mobile", "price": 5}}
+        got = requests.post(f"{url}/predict", json=body, timeout=10)
+        assert got.status_code == 200 and got.json()["model_version"] == "1"
+        assert requests.get(f"{url}/model", timeout=5).json()["shadow_version"] == "2"
+    finally:
+        subprocess.run(
+            [str(BIN / "serve"), "shutdown", "-y", "--address", head],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "production.yaml"])
+def test_every_serve_config_names_the_builder_and_valid_args(name: str) -> None:
+    body = yaml.safe_load((ROOT / "serve_configs" / name).read_text())
+    (application,) = body["applications"]
+    assert application["import_path"] == "mlray.serving.app:build_app"
+    args = parse_args(application["args"])  # unknown keys or bad values raise
+    deployments = {d["name"] for d in application.get("deployments", [])}
+    assert deployments <= {"Ingress", "ModelDeployment", "PredictionLogger"}
+    if name == "production.yaml":
+        assert args.shape == "model_deployment" and args.model_deployment.num_gpus == 1
+        assert args.shadow == "challenger"
