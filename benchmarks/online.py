@@ -1,4 +1,4 @@
-"""Online store benchmark: lookups against raw redis-py on the same keys, and materialization throughput.
+"""Online store benchmark: lookups vs raw redis-py on the same keys; materialization throughput.
 
     python benchmarks/online.py [--entities 1000000] [--calls 10000] [--keep]
 
@@ -199,7 +199,7 @@ def copy_to_hashes(raw, namespace: str) -> None:
     for s in range(0, len(keys), 1000):
         chunk = keys[s : s + 1000]
         pipe = raw.pipeline(transaction=False)
-        for k, v in zip(chunk, raw.mget(chunk)):
+        for k, v in zip(chunk, raw.mget(chunk), strict=True):
             if v is not None:
                 pipe.hset(f"h:{k}", "r", v)
         pipe.execute()
@@ -249,9 +249,8 @@ def main() -> None:
         t0 = time.perf_counter()
         fs.ingest(USER, feature_rows(USER, "user_id", args.entities, 2, now, seed=1))
         fs.ingest(ITEM, feature_rows(ITEM, "item_id", ITEMS, 1, now, seed=2))
-        print(
-            f"ingested {2 * args.entities:,} + {ITEMS:,} offline rows in {time.perf_counter() - t0:.1f} s"
-        )
+        secs = time.perf_counter() - t0
+        print(f"ingested {2 * args.entities:,} + {ITEMS:,} offline rows in {secs:.1f} s")
         fs.materialize(now, ["bench_item"])  # also warms the Ray workers up
         server = psutil.Process(EmbeddedRedis(embedded_dir(settings)).pid)
         first, first_cpu = timed_materialize(fs, now, server)
@@ -272,7 +271,7 @@ def main() -> None:
 
 
 def timed_materialize(fs, now: datetime, server) -> tuple:
-    """One materialization of the user view, with the CPU seconds it took (Ray tree, redis-server)."""
+    """One materialization of the user view, with its CPU seconds (Ray tree, redis-server)."""
     s0 = cpu_seconds(server)
     m = measure(lambda: fs.materialize(now, ["bench_user"])[0])
     return m.result, {"ray_cpu_s": m.cpu_s, "redis_cpu_s": cpu_seconds(server) - s0}

@@ -72,7 +72,7 @@ B_FEATURES = {"i_price": pa.float64(), "i_popularity": pa.int64(), "i_rating": p
 LABEL_COLS = ["label_id", "user_id", "item_id", "event_time", "label"]
 
 
-# -- data -------------------------------------------------------------------------------------------------------
+# -- data ------------------------------------------------------------------------------------------
 def _values(rng: np.random.Generator, typ: pa.DataType, n: int, null_frac: float) -> pa.Array:
     if pa.types.is_integer(typ):
         vals = rng.integers(0, 1_000, n)
@@ -144,7 +144,10 @@ def _us(t: pa.Table, col: str) -> np.ndarray:
 
 
 def _check_unique(t: pa.Table, key: str) -> None:
-    """The rule leaves rows equal on (key, event_time, available_time) unordered: the data must have none."""
+    """The rule leaves rows equal on (key, event_time, available_time) unordered.
+
+    So the data must have none.
+    """
     cols = [_np(t, key), _us(t, "event_time"), _us(t, "available_time")]
     order = np.lexsort(cols[::-1])
     if np.logical_and.reduce([c[order][1:] == c[order][:-1] for c in cols]).any():
@@ -178,7 +181,7 @@ def generate(root: Path, cfg: dict, seed: int) -> dict[str, str]:
     }
 
 
-# -- baselines ------------------------------------------------------------------------------------------------------
+# -- baselines -------------------------------------------------------------------------------------
 def _duck_ctes(name: str, folder: str, key: str) -> str:
     """Feature rows with a sortable (event_time, available_time) key, and the visible-time index.
 
@@ -189,18 +192,21 @@ def _duck_ctes(name: str, folder: str, key: str) -> str:
     running max over a struct of all columns by 2.7x in CPU time here.
     """
     return (
-        f"{name} AS (SELECT *, epoch_us(event_time)::HUGEINT * 18446744073709551616 + epoch_us(available_time) "
+        f"{name} AS (SELECT *, "
+        "epoch_us(event_time)::HUGEINT * 18446744073709551616 + epoch_us(available_time) "
         f"AS k FROM read_parquet('{folder}/*.parquet')), "
         f"{name}_idx AS (SELECT {key}, greatest(event_time, available_time) AS v, "
-        f"max(k) OVER (PARTITION BY {key} ORDER BY greatest(event_time, available_time)) AS best FROM {name})"
+        f"max(k) OVER (PARTITION BY {key} ORDER BY greatest(event_time, available_time)) "
+        f"AS best FROM {name})"
     )
 
 
 def _duck_joins(name: str, key: str, ttl: timedelta | None) -> str:
-    """ASOF on the visible time, then fetch the chosen row by its key (unique per entity in this data)."""
+    """ASOF on the visible time, then fetch the chosen row by its key (unique per entity here)."""
     edge = ""
     if ttl is not None:
-        edge = f" AND {name}.event_time > l.event_time - to_microseconds({int(ttl.total_seconds() * 1_000_000)})"
+        ttl_us = int(ttl.total_seconds() * 1_000_000)
+        edge = f" AND {name}.event_time > l.event_time - to_microseconds({ttl_us})"
     return (
         f"ASOF LEFT JOIN {name}_idx ON l.{key} = {name}_idx.{key} AND l.event_time >= {name}_idx.v "
         f"LEFT JOIN {name} ON {name}.{key} = l.{key} AND {name}.k = {name}_idx.best{edge} "
@@ -219,7 +225,8 @@ def duckdb_join(paths: dict[str, str], threads: int) -> pa.Table:
         + [f"fb.{f}" for f in B_FEATURES]
     )
     query = (
-        f"WITH {_duck_ctes('fa', paths['a'], 'user_id')}, {_duck_ctes('fb', paths['b'], 'item_id')} "
+        f"WITH {_duck_ctes('fa', paths['a'], 'user_id')}, "
+        f"{_duck_ctes('fb', paths['b'], 'item_id')} "
         f"SELECT {', '.join(cols)} FROM read_parquet('{paths['labels']}/*.parquet') l "
         f"{_duck_joins('fa', 'user_id', None)}{_duck_joins('fb', 'item_id', TTL_B)}"
     )
@@ -266,7 +273,7 @@ def pandas_join(paths: dict[str, str]) -> pa.Table:
     return pa.Table.from_pandas(pd.concat([labels, a, b], axis=1), preserve_index=False)
 
 
-# -- mlray ----------------------------------------------------------------------------------------------------------
+# -- mlray -----------------------------------------------------------------------------------------
 def start_ray(cpus: int) -> None:
     import ray
     import ray.data
@@ -345,7 +352,7 @@ def training_data(store, paths: dict[str, str]):
     return ts.dataset.materialize()
 
 
-# -- checks and report ----------------------------------------------------------------------------------------------
+# -- checks and report -----------------------------------------------------------------------------
 def _as_float(col: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.int64())
@@ -491,7 +498,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="environment for the local Ray cluster, e.g. RAY_DATA_PARQUET_FOOTER_NUM_ACTORS=2 (repeatable)",
+        help="environment for the local Ray cluster, e.g. RAY_DATA_PARQUET_FOOTER_NUM_ACTORS=2 "
+        "(repeatable)",
     )
     return p.parse_args(argv)
 

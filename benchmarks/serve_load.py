@@ -131,16 +131,10 @@ def setup_data(root: Path) -> None:
 
 class _NoopModels:
     def describe(self) -> dict[str, Any]:
-        return {
-            "model_name": "noop",
-            "model_version": "0",
-            "shadow_version": None,
-            "runtime": "none",
-            "shadow_runtime": None,
-            "loaded_at": None,
-            "shadow_loaded_at": None,
-            "last_reload_error": None,
-        }
+        from mlray.serving.schemas import ModelInfo
+
+        fields = dict.fromkeys(ModelInfo.model_fields)
+        return {**fields, "model_name": "noop", "model_version": "0", "runtime": "none"}
 
 
 class NoopService:
@@ -283,6 +277,7 @@ async def drive(
         "client_lag_p99_ms": _pct(lags, 99),
         "client_cpu_s": time.process_time() - cpu0,
         "cores_mine_others": watch.cores(),
+        "cpu_ms_per_request": watch.by_process(per=n),
         "ok_ids": ok_ids,
     }
 
@@ -329,11 +324,18 @@ class CpuWatch:
     def cores(self) -> tuple[float, float]:
         """(this tree's, others') average busy cores since construction."""
         dt = max(1e-3, time.monotonic() - self.t0)
-        total, mine = _busy() - self.total0, 0.0
         now = _tree_cpu()
-        for key, v in now.items():
-            mine += v - self.mine0.get(key, 0.0)
-        return mine / dt, max(0.0, total - mine) / dt
+        mine = sum(v - self.mine0.get(k, ("", 0.0))[1] for k, (_, v) in now.items())
+        return mine / dt, max(0.0, _busy() - self.total0 - mine) / dt
+
+    def by_process(self, per: float | None = None) -> dict[str, float]:
+        """CPU ms per second (or per ``per`` events in the interval) of each role."""
+        dt = max(1e-3, time.monotonic() - self.t0)
+        out: Counter[str] = Counter()
+        for key, (label, v) in _tree_cpu().items():
+            out[label] += (v - self.mine0.get(key, (label, 0.0))[1]) * 1e3
+        scale = 1 / per if per else 1 / dt
+        return {k: round(v * scale, 3) for k, v in out.most_common()}
 
 
 def _busy() -> float:
@@ -343,15 +345,39 @@ def _busy() -> float:
     return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
 
 
-def _tree_cpu() -> dict[tuple[int, float], float]:
+def _label(p: Any) -> str:
+    """A process by role: Serve replica or proxy, Redis, Ray's own processes, this client."""
+    if p.pid == os.getpid():
+        return "client+driver"
+    cmd = p.cmdline()
+    head = cmd[0] if cmd else p.name()
+    if head.startswith("ray::"):  # ray::ServeReplica:full:Ingress.handle_request -> ingress
+        actor = head[5:].split(".")[0].split(" ")[0]
+        if actor.startswith("ServeReplica"):
+            return "logger" if actor.endswith("PredictionLogger") else "ingress"
+        return {"ProxyActor": "proxy", "ServeController": "controller"}.get(actor, "ray other")
+    base = Path(head).name
+    return base if base in ("redis-server", "raylet", "gcs_server", "py-spy") else "ray other"
+
+
+EXTRA_PIDS: list[int] = []  # ours but not our children: the embedded redis-server daemon
+
+
+def _tree_cpu() -> dict[tuple[int, float], tuple[str, float]]:
     import psutil
 
     me = psutil.Process()
     out = {}
-    for p in [me, *me.children(recursive=True)]:
+    extra = []
+    for pid in EXTRA_PIDS:
+        try:
+            extra.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    for p in [me, *me.children(recursive=True), *extra]:
         try:
             t = p.cpu_times()
-            out[(p.pid, p.create_time())] = t.user + t.system
+            out[(p.pid, p.create_time())] = (_label(p), t.user + t.system)
         except psutil.Error:
             continue
     return out
@@ -388,43 +414,28 @@ def wait_healthy(url: str, timeout_s: float = 120) -> None:
     raise TimeoutError(f"{url}/healthz not ready after {timeout_s} s ({last})")
 
 
-def start_profile(profile_dir: str | None, name: str, seconds: float) -> subprocess.Popen | None:
-    """py-spy on the ingress replica and the proxy (if any) for one measured rate."""
+def start_profile(profile_dir: str | None, name: str, seconds: float) -> list[subprocess.Popen]:
+    """py-spy (speedscope format) on each Serve replica and the proxy for one measured rate."""
     import psutil
 
     if not profile_dir:
-        return None
-    pids = [
-        p.pid
-        for p in psutil.Process().children(recursive=True)
-        if any(k in " ".join(p.cmdline()) for k in ("ServeReplica:", "ProxyActor"))
-    ]
-    if not pids:
-        return None
+        return []
+    pids = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if _label(p) in ("ingress", "logger", "proxy"):
+                pids.append((_label(p), p.pid))
+        except psutil.Error:
+            continue
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    procs = [
+    return [
         subprocess.Popen(
-            [
-                spy,
-                "record",
-                "--nonblocking",
-                "-r",
-                "50",
-                "-d",
-                str(int(seconds)),
-                "-p",
-                str(pid),
-                "-f",
-                "speedscope",
-                "-o",
-                f"{profile_dir}/{name}-{pid}.json",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [spy, "record", "--nonblocking", "-r", "50", "-d", str(int(seconds)), "-p", str(pid),
+             "-f", "speedscope", "-o", f"{profile_dir}/{name}-{label}-{pid}.json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        for pid in pids
-    ]
-    return procs[0] if procs else None
+        for label, pid in pids
+    ]  # fmt: skip
 
 
 async def load_app(url: str, opts: argparse.Namespace, tag: str, profile: str) -> list[dict]:
@@ -440,10 +451,12 @@ async def load_app(url: str, opts: argparse.Namespace, tag: str, profile: str) -
         runs.append({**warm, "warmup": True})
         for rate in opts.rates:
             await asyncio.sleep(2)
-            start_profile(opts.profile, f"{profile}-{rate}", opts.seconds)
+            spies = start_profile(opts.profile, f"{profile}-{rate}", opts.seconds)
             got = await drive(
                 session, f"{url}/predict", rate, opts.seconds, bodies, f"{tag}-{rate}"
             )
+            for spy in spies:
+                await asyncio.to_thread(spy.wait)
             runs.append(got)
             p99 = got["p99_ms"]
             print(
@@ -502,6 +515,7 @@ def run_mode(mode: str, root: Path, opts: argparse.Namespace) -> dict[str, Any]:
     import ray
     from ray import serve
 
+    from mlray.online.embedded import EmbeddedRedis, embedded_dir
     from mlray.serving.app import build_app, parse_args, serving_settings
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -516,6 +530,7 @@ def run_mode(mode: str, root: Path, opts: argparse.Namespace) -> dict[str, Any]:
         "settings": {"data_root": str(root), "project": PROJECT, "num_buckets": 4},
     }
     settings = serving_settings(parse_args(full_args))  # starts the embedded Redis once
+    EXTRA_PIDS.append(EmbeddedRedis(embedded_dir(bench_settings(root))).pid or 0)
     out: dict[str, Any] = {"mode": mode, "env": MODES[mode], "proxy_url": proxy_url, "apps": {}}
     for app in ("noop", "full"):
         others = wait_for_quiet(opts.max_others)
@@ -576,7 +591,9 @@ def verdicts(results: list[dict[str, Any]]) -> tuple[list[list[Any]], list[list[
             diff = (f["p99_ms"] - n["p99_ms"]) if f and f["p99_ms"] and n["p99_ms"] else None
             if held(n):
                 close = (close is not False) and diff is not None and diff <= P99_MARGIN_MS
-            comparisons.append([mode, rate, n["p99_ms"], f and f["p99_ms"], diff, held(n)])
+            comparisons.append(
+                [mode, rate, n["p99_ms"], f and f["p99_ms"], diff, "yes" if held(n) else "no"]
+            )
         hn, hf = highest_held(list(noop.values())), highest_held(list(full.values()))
         res["highest_held"] = {"noop": hn, "full": hf, "ratio": hf / hn if hn else None}
         targets.append([mode, f"full p99 within {P99_MARGIN_MS:g} ms of no-op where held", close])
@@ -603,87 +620,57 @@ def verdicts(results: list[dict[str, Any]]) -> tuple[list[list[Any]], list[list[
     return comparisons, targets
 
 
+RUN_COLUMNS = {
+    "req/s": "rate", "p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "max": "max_ms",
+    "errors": "errors", "achieved": "achieved_rps", "client lag p99": "client_lag_p99_ms",
+}  # fmt: skip
+ROLES = ["ingress", "proxy", "logger", "redis-server", "client+driver", "controller", "raylet",
+         "gcs_server", "ray other"]  # fmt: skip
+LOG_COLUMNS = {"answered 200": "answered_200", "logged": "logged", "lost": "lost",
+               "dup": "duplicates"}  # fmt: skip
+VERDICT = {True: "PASS", False: "FAIL", None: "n/a"}
+
+
+def measured(results: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(mode, app, run) of every measured rate, warm-ups left out."""
+    return [
+        (res["mode"], app, r)
+        for res in results
+        for app, entry in res["apps"].items()
+        for r in entry["runs"]
+        if not r.get("warmup")
+    ]
+
+
 def report(results: list[dict[str, Any]], payload: dict[str, Any], name: str) -> bool:
-    rows = []
-    for res in results:
-        for app, entry in res["apps"].items():
-            for r in entry["runs"]:
-                if r.get("warmup"):
-                    continue
-                rows.append(
-                    [
-                        res["mode"],
-                        app,
-                        r["rate"],
-                        r["p50_ms"],
-                        r["p90_ms"],
-                        r["p99_ms"],
-                        r["max_ms"],
-                        r["errors"],
-                        r["achieved_rps"],
-                        r["client_lag_p99_ms"],
-                        *r["cores_mine_others"],
-                        "yes" if held(r) else "no",
-                    ]
-                )
+    """Print the tables, write the JSON; returns whether no target failed."""
+    runs = measured(results)
     print_table(
         "Serve under open-loop load (latency from the due time, ms)",
-        [
-            "mode",
-            "app",
-            "req/s",
-            "p50",
-            "p90",
-            "p99",
-            "max",
-            "errors",
-            "achieved",
-            "client lag p99",
-            "cores (ours)",
-            "cores (others)",
-            "held",
-        ],
-        rows,
-    )
+        ["mode", "app", *RUN_COLUMNS, "cores (ours)", "cores (others)", "held"],
+        [[m, a, *(r[k] for k in RUN_COLUMNS.values()), *r["cores_mine_others"],
+          "yes" if held(r) else "no"] for m, a, r in runs],
+    )  # fmt: skip
+    print_table(
+        "CPU ms per request by process (over each rate's interval, background work included)",
+        ["mode", "app", "req/s", *ROLES, "total"],
+        [[m, a, r["rate"], *(r["cpu_ms_per_request"].get(k) for k in ROLES),
+          sum(r["cpu_ms_per_request"].values())] for m, a, r in runs],
+    )  # fmt: skip
     comparisons, targets = verdicts(results)
     print_table(
         "full minus no-op p99 (ms)",
         ["mode", "req/s", "no-op p99", "full p99", "diff", "no-op held"],
         comparisons,
     )
-    logs = [
-        [
-            r["mode"],
-            r["apps"]["full"]["log"]["answered_200"],
-            r["apps"]["full"]["log"]["logged"],
-            r["apps"]["full"]["log"]["lost"],
-            r["apps"]["full"]["log"]["duplicates"],
-            r["apps"]["full"]["delete_s"],
-            r["highest_held"]["noop"],
-            r["highest_held"]["full"],
-            r["highest_held"]["ratio"],
-        ]
-        for r in results
-    ]
     print_table(
-        "full app: prediction log after a graceful delete; highest rate held (p99 < 20 ms)",
-        [
-            "mode",
-            "answered 200",
-            "logged",
-            "lost",
-            "dup",
-            "delete s",
-            "no-op held",
-            "full held",
-            "full/no-op",
-        ],
-        logs,
-    )
+        f"full app: log rows after a graceful delete; highest rate held (p99 < {P99_LIMIT_MS:g})",
+        ["mode", *LOG_COLUMNS, "delete s", "no-op held", "full held", "full/no-op"],
+        [[r["mode"], *(r["apps"]["full"]["log"][k] for k in LOG_COLUMNS.values()),
+          r["apps"]["full"]["delete_s"], *r["highest_held"].values()] for r in results],
+    )  # fmt: skip
     print_table(
-        "targets",
-        ["mode", "target", "result"],
-        [[m, t, {True: "PASS", False: "FAIL", None: "n/a"}[ok]] for m, t, ok in targets],
+        "targets", ["mode", "target", "result"], [[m, t, VERDICT[ok]] for m, t, ok in targets]
     )
     payload["targets"] = [{"mode": m, "target": t, "pass": ok} for m, t, ok in targets]
     print(f"results: {write_json(name, payload)}")
@@ -750,6 +737,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
+def result_name(opts: argparse.Namespace) -> str:
+    """``serve_load`` for the standard run; a partial or profiled one does not overwrite it."""
+    if opts.quick:
+        return "serve_load_quick"
+    standard = opts.rates == [50, 100, 200, 400] and opts.seconds == 20 and len(opts.modes) == 2
+    return "serve_load" if standard and not opts.profile else "serve_load_custom"
+
+
 def main(argv: list[str] | None = None) -> None:
     opts = parse(argv)
     if opts.child:
@@ -781,7 +776,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(json.loads(out.read_text()))
         payload["uptime_end"], payload["results"] = uptime(), results
         print(f"uptime: {payload['uptime_end']}")
-        ok = report(results, payload, "serve_load_quick" if opts.quick else "serve_load")
+        ok = report(results, payload, result_name(opts))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0 if ok else 1)

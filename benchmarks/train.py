@@ -1,4 +1,4 @@
-"""Training benchmark: Ray Train (1 and 2 workers) against a plain PyTorch loop, same data, model and epochs.
+"""Training benchmark: Ray Train (1 and 2 workers) vs a plain PyTorch loop on the same data.
 
     python benchmarks/train.py [--jobs 1000000x3,4000000x10] [--batch-size 1024] [--workers 1,2]
 
@@ -42,12 +42,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-os.environ.setdefault(
-    "RAY_AUTH_MODE", "disabled"
-)  # local cluster, loopback only: skip the token warning
-# Ray starts its worker processes at nice 15 (the driver keeps priority); the baseline runs in this process at
-# nice 0. On a machine shared with other work that alone made the workers several times slower, so both run
-# at the same priority here.
+# Local cluster, loopback only: skip the token warning.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Ray starts its worker processes at nice 15 (the driver keeps priority); the baseline runs in this
+# process at nice 0. On a machine shared with other work that alone made the workers several times
+# slower, so both run at the same priority here.
 os.environ.setdefault("RAY_worker_niceness", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -57,7 +56,10 @@ NUMERIC, CARDS = 16, (9, 24)
 
 
 def make_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded rows (numeric first, then categorical codes as floats) and clicks from a hidden logistic model."""
+    """Encoded rows (numeric, then categorical codes as floats) and their clicks.
+
+    The clicks are drawn from a hidden logistic model of the rows.
+    """
     rng = np.random.default_rng(seed)
     num = rng.normal(0, 1, (rows, NUMERIC)).astype(np.float32)
     num[rng.random((rows, NUMERIC)) < 0.02] = np.nan
@@ -93,9 +95,12 @@ def plain_torch(
     batch_size: int,
     lr: float,
 ) -> dict[str, Any]:
-    """The baseline: one process, shuffled mini-batches sliced from in-memory tensors, the same model, loss,
-    optimizer and validation as the Ray loop. (A ``DataLoader`` over a ``TensorDataset`` collates row by row and
-    was 5x slower here: slicing whole batches is the fast plain loop, so it is the one compared against.)"""
+    """The baseline: one process, shuffled mini-batches sliced from in-memory tensors.
+
+    The same model, loss, optimizer and validation as the Ray loop. (A ``DataLoader`` over a
+    ``TensorDataset`` collates row by row and was 5x slower here: slicing whole batches is the fast
+    plain loop, so it is the one compared against.)
+    """
     import torch
 
     from mlray.metrics import roc_auc
@@ -140,8 +145,10 @@ def ray_train(
     storage: str,
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    """The pipeline's TorchTrainer and training loop with ``workers`` workers sharing the machine's CPUs
-    (one worker gets them all, as the plain loop does)."""
+    """The pipeline's TorchTrainer and training loop, ``workers`` workers sharing the CPUs.
+
+    One worker gets them all, as the plain loop does.
+    """
     from mlray.training.config import TrainConfig
     from mlray.training.trainer import fit, make_trainer
 
@@ -220,10 +227,11 @@ def parse_jobs(text: str) -> list[tuple[int, int]]:
     except ValueError:
         raise SystemExit(
             f"--jobs takes ROWSxEPOCHS[,ROWSxEPOCHS...], e.g. 1000000x3,4000000x10; got {text!r}"
-        )
+        ) from None
     if any(r < 1000 or e < 2 for r, e in jobs):
         raise SystemExit(
-            "--jobs: each job needs at least 1000 rows and 2 epochs (the steady epoch excludes the first)"
+            "--jobs: each job needs at least 1000 rows and 2 epochs "
+            "(the steady epoch excludes the first)"
         )
     return jobs
 
@@ -306,7 +314,8 @@ def main() -> None:
         "val_auc",
     ]
     print_table(
-        f"Training, batch {args.batch_size} (target: ray 1 worker wall ratio <= 1.3 on the last job)",
+        f"Training, batch {args.batch_size} "
+        "(target: ray 1 worker wall ratio <= 1.3 on the last job)",
         cols,
         [[r[c] for c in cols] for r in results],
     )
@@ -317,8 +326,8 @@ def main() -> None:
     )
     load = {"before": load_before, "after": os.getloadavg()}
     print(
-        f"load average (1/5/15 min) before {load['before']}, after {load['after']} on {os.cpu_count()} CPUs: "
-        "other work on the machine inflates the wall and CPU times"
+        f"load average (1/5/15 min) before {load['before']}, after {load['after']} "
+        f"on {os.cpu_count()} CPUs: other work on the machine inflates the wall and CPU times"
     )
     path = write_json(
         "train",

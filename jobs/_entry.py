@@ -16,7 +16,7 @@ def run_job(
     add_args: Callable[[argparse.ArgumentParser], None],
     body: Callable[[Settings, argparse.Namespace], None],
 ) -> None:
-    """Parse ``--config`` plus the job's own arguments and run ``body``; exit 2 on an mlray error."""
+    """Parse ``--config`` and the job's own arguments, run ``body``; exit 2 on an mlray error."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--config", help="mlray.yaml settings file (else $MLRAY_CONFIG or ./mlray.yaml)"

@@ -1,4 +1,7 @@
-"""Compute feature views for a window: ``ray job submit -- python jobs/build_features.py --start ... --end ...``."""
+"""Compute feature views for a window.
+
+Run: ``ray job submit -- python jobs/build_features.py --start ... --end ...``.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Materialize features to the online store: ``ray job submit -- python jobs/materialize.py [--end ...]``.
+"""Materialize features to the online store.
 
-Without ``--end`` the as-of time is now; ``--incremental`` only recomputes
-entities that changed since each view's last run.
+Run: ``ray job submit -- python jobs/materialize.py [--end ...]``. Without
+``--end`` the as-of time is now; ``--incremental`` only recomputes entities
+that changed since each view's last run.
 """
 
 from __future__ import annotations

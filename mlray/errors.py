@@ -69,7 +69,7 @@ class ValidationFailed(MlrayError):
 
 
 class TrainingFailed(MlrayError):
-    """Training or tuning failed after every allowed restart; the message says where its logs are."""
+    """Training or tuning failed after every allowed restart; the message says where logs are."""
 
     http_status = 500
 

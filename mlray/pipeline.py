@@ -270,7 +270,7 @@ def build_training_set(ctx: Context) -> TrainingData:
 
 
 def validate(ctx: Context, data: TrainingData) -> tuple[Reference, ValidationReport]:
-    """Schema, null rates and drift against the champion's training data; the HTML report goes to MLflow."""
+    """Schema, null rates and drift against the champion's training data; HTML report to MLflow."""
     from mlray.validation.validate import validate_training_set
 
     champion = ctx.champion
@@ -310,7 +310,8 @@ def split(ctx: Context, data: TrainingData) -> Splits:
     }
     ctx.client.set_tag(ctx.run_id, TAG_SPLIT, json.dumps(info, sort_keys=True))
     ctx.echo(
-        f"  rows {splits.rows}; validation from {info['validation_start']}, test from {info['test_start']}"
+        f"  rows {splits.rows}; validation from {info['validation_start']}, "
+        f"test from {info['test_start']}"
     )
     return splits
 
@@ -318,7 +319,10 @@ def split(ctx: Context, data: TrainingData) -> Splits:
 def prepare(
     ctx: Context, data: TrainingData, splits: Splits
 ) -> tuple[ModelSpec, ray.data.Dataset, ray.data.Dataset]:
-    """Normalization statistics and vocabularies from the train slice; train/validation encoded for Ray Train."""
+    """Normalization statistics and vocabularies from the train slice.
+
+    Returns the spec and the train and validation slices encoded for Ray Train.
+    """
     from mlray.training.dataset import encode, fit_spec
 
     spec = fit_spec(splits.train, data, ctx.cfg)
@@ -355,7 +359,8 @@ def train(
         )
     log_training(ctx, outcome)
     ctx.echo(
-        f"  best: epoch {outcome.metrics.get('epoch')} val_auc {outcome.metrics.get('val_auc', float('nan')):.4f}"
+        f"  best: epoch {outcome.metrics.get('epoch')} "
+        f"val_auc {outcome.metrics.get('val_auc', float('nan')):.4f}"
         f" params {outcome.params}"
     )
     return outcome
@@ -516,7 +521,7 @@ def register(
 
 # -- helpers ----------------------------------------------------------------------------
 def log_training(ctx: Context, outcome: TrainOutcome) -> None:
-    """Per-epoch metrics of the chosen run on the parent MLflow run; one child run per Tune trial."""
+    """Per-epoch metrics of the chosen run on the parent MLflow run; a child run per Tune trial."""
     log_history(ctx.client, ctx.run_id, outcome.history, EPOCH_METRICS)
     for k, v in outcome.params.items():
         ctx.client.log_param(ctx.run_id, f"best.{k}", str(v))

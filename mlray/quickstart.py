@@ -74,17 +74,22 @@ class Run:
 
 
 def generate(settings: Settings) -> tuple[GenerateSummary, str]:
-    # The stream ends at the current hour, so the online store's TTLs (real expiry times) hold its values.
+    # The stream ends at the current hour, so the online store's TTLs (real expiry
+    # times) hold its values.
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     s = generate_clickstream(
         settings.raw_root,
-        **DEMO,
+        users=DEMO["users"],
+        items=DEMO["items"],
+        days=DEMO["days"],
+        seed=DEMO["seed"],
         start=end - timedelta(days=DEMO["days"]),
         storage_options=settings.storage_options or None,
     )
     return (
         s,
-        f"{s.impressions:,} impressions, {s.users:,} users, {s.items:,} items, click rate {s.click_rate:.3f}",
+        f"{s.impressions:,} impressions, {s.users:,} users, {s.items:,} items, "
+        f"click rate {s.click_rate:.3f}",
     )
 
 
@@ -138,7 +143,7 @@ def lookup(fs: FeatureStore, demo: GenerateSummary) -> tuple[Any, str]:
     table = Table(title="online lookup (3 entity rows, one Redis round trip)")
     for col in ["user_id", "item_id", *shown, "missing"]:
         table.add_column(col.replace("__", ":"), overflow="fold")
-    for req, values, missing in zip(rows, result.rows, result.missing):
+    for req, values, missing in zip(rows, result.rows, result.missing, strict=True):
         table.add_row(
             str(req["user_id"]),
             str(req["item_id"]),
@@ -163,7 +168,7 @@ def train(settings: Settings, run_no: int) -> tuple[Any, str]:
 
 
 def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[Any, str]:
-    """What a serving replica does: champion files from MLflow → ModelRuntime; online features → scores."""
+    """What a serving replica does: champion files from MLflow → ModelRuntime, features → scores."""
     from mlray.registry.download import download_version
     from mlray.registry.tracking import connect
     from mlray.runtimes import load_runtime
@@ -189,7 +194,7 @@ def score(fs: FeatureStore, settings: Settings, demo: GenerateSummary) -> tuple[
 
 
 def serve_traffic(settings: Settings) -> tuple[Any, str]:
-    """Serve the champion with the challenger in shadow, send demo traffic, count the logged rows."""
+    """Serve the champion with the challenger in shadow, send demo traffic, count logged rows."""
     import deltalake
     import requests
     from ray import serve
@@ -218,7 +223,8 @@ def serve_traffic(settings: Settings) -> tuple[Any, str]:
         r in ids for r in log.to_pyarrow_table(columns=["request_id"])["request_id"].to_pylist()
     )
     table = Table(
-        title=f"served by v{info['model_version']} on {info['runtime']}, shadow v{info['shadow_version']}"
+        title=f"served by v{info['model_version']} on {info['runtime']}, "
+        f"shadow v{info['shadow_version']}"
     )
     for col in ("user_id", "item_id", "device", "score", "missing"):
         table.add_column(col)

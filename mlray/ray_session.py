@@ -95,7 +95,9 @@ def ensure_ray(settings: Settings) -> None:
 
 
 def dashboard_kwargs(preferred: int = DASHBOARD_PORT) -> dict[str, Any]:
-    """``ray.init`` arguments for a local cluster's dashboard on 127.0.0.1, its address given to every process.
+    """``ray.init`` arguments for a local cluster's dashboard on 127.0.0.1.
+
+    The dashboard's address is given to every process.
 
     Ray Train's placement-group cleaner asks the state API (the dashboard)
     whether a run is still alive. Left to find a cluster on its own it can reach

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,19 +60,26 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         if config:
             args["config_file"] = str(config)
         parsed = parse_args(args)  # cheap checks before Ray starts
-        ensure_ray(settings_from(config))
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(parsed), name="mlray", route_prefix="/", blocking=False)
-        typer.echo(
-            f"serving {parsed.model_name} on http://{host}:{port} (docs: /docs); Ctrl-C stops"
-        )
+        # Ctrl-C reaches the whole process group: Ray's processes, started while SIGINT is
+        # ignored, inherit that and outlive it, so the app can still shut down gracefully.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            import time
-
+            ensure_ray(settings_from(config))
+            serve.start(http_options={"host": host, "port": port})
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        try:
+            serve.run(build_app(parsed), name="mlray", route_prefix="/", blocking=False)
+            typer.echo(
+                f"serving {parsed.model_name} on http://{host}:{port} (docs: /docs); Ctrl-C stops"
+            )
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            serve.delete("mlray")  # graceful: replicas flush their prediction log rows
+            typer.echo("stopping: committing the prediction log ...")
+            serve.delete("mlray")  # graceful: replicas and the committer flush their rows
+            serve.shutdown()
+            typer.echo("stopped")
 
     @app.command("promote")
     @handle_errors
@@ -80,7 +89,7 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         alias: str = typer.Option("champion", help="The alias to move."),
         config: Path = ConfigOpt,
     ) -> None:
-        """Move an alias (default: champion) to VERSION; serving replicas pick it up by themselves."""
+        """Move an alias (default: champion) to VERSION; serving replicas pick it up themselves."""
         from mlray.registry.tracking import registry_client
         from mlray.registry.versions import set_alias, version_for_alias
 

@@ -182,7 +182,7 @@ def _day_changes(
         CATEGORIES
     )
     parts.append((idx, t, price[idx], category[idx]))
-    item, t, p, c = (np.concatenate(col) for col in zip(*parts))
+    item, t, p, c = (np.concatenate(col) for col in zip(*parts, strict=True))
     order = np.lexsort((t, item))
     return _Changes(item[order].astype(np.int64), t[order], p[order], c[order])
 
@@ -328,7 +328,7 @@ def _write_delta(
     batches: Iterable[pa.RecordBatch],
     storage_options: dict[str, str] | None,
 ) -> None:
-    """Write ``batches`` in order into Parquet files of at most ~_FILE_ROWS rows, committed as one overwrite.
+    """Write ``batches`` in order into Parquet files of <= ~_FILE_ROWS rows; commit one overwrite.
 
     Writing the files here (not ``write_deltalake``) keeps the row order, so the tables are
     sorted by time and byte-identical for a seed; memory stays at one batch.

@@ -1,4 +1,4 @@
-"""Demo traffic for the serving app: request bodies over the demo's users and items, sent over HTTP."""
+"""Demo traffic for the serving app: request bodies over the demo's users and items, over HTTP."""
 
 from __future__ import annotations
 

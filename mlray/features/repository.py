@@ -83,8 +83,8 @@ class FeatureRepository:
             self.resolve(list(od.sources))
             self.on_demand[od.name] = od
         self.services = {s.name: s for s in services}
-        for s in self.services.values():
-            self.resolve(s.features)
+        for service in self.services.values():
+            self.resolve(service.features)
 
     @classmethod
     def from_module(cls, module_name: str) -> FeatureRepository:

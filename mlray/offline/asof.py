@@ -148,7 +148,7 @@ def _nulls(out: pa.Table, feature_schema: pa.Schema, spec: JoinSpec) -> pa.Table
     """No feature rows (or no labels): every label gets nulls (or defaults)."""
     names = list(spec.feature_columns) + ([spec.event_time_as] if spec.event_time_as else [])
     sources = list(spec.feature_columns) + ([spec.feature_time] if spec.event_time_as else [])
-    for name, src in zip(names, sources, strict=False):
+    for name, src in zip(names, sources, strict=True):
         typ = feature_schema.field(src).type
         default = spec.defaults.get(name)
         arr = (

@@ -85,8 +85,9 @@ def commit(
     so = dict(storage_options or {}) or None
     if DeltaTable.is_deltatable(uri, storage_options=so):
         dt = DeltaTable(uri, storage_options=so)
+        # A copy typed as deltalake asks (list[AddAction | RemoveAction]; list is invariant).
         dt.create_write_transaction(
-            actions, mode=mode, schema=Schema.from_arrow(schema), partition_by=partition_by
+            list(actions), mode=mode, schema=Schema.from_arrow(schema), partition_by=partition_by
         )
     else:
         create_table_with_add_actions(
@@ -103,7 +104,7 @@ def commit(
 
 def _minmax(batch: pa.RecordBatch | pa.Table) -> dict[str, tuple[Any, Any]]:
     out = {}
-    for name, col in zip(batch.schema.names, batch.columns, strict=False):
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_nested(col.type) or pa.types.is_boolean(col.type):
             continue
         mm = pc.min_max(col)

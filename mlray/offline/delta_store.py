@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 from urllib.parse import unquote
 
 import deltalake
@@ -115,7 +116,7 @@ class OfflineStore:
         for path, bucket in zip(
             actions.column("path").to_pylist(),
             actions.column(f"partition.{BUCKET}").to_pylist(),
-            strict=False,
+            strict=True,
         ):
             files.setdefault(int(bucket), []).append(f"{base}/{unquote(path)}")
         n = json.loads(dt.metadata().description or "{}").get(
@@ -243,8 +244,11 @@ def _write_bucket_files(
     fs = delta_files.table_filesystem(uri, storage_options)
     buckets = table.column(BUCKET).to_numpy()
     actions = []
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else []
+    starts: np.ndarray | list[int] = (
+        np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else []
+    )
     ends = list(starts[1:]) + [len(buckets)]
+    # An empty block has no start but one end: nothing to write.
     for lo, hi in zip(starts, ends, strict=False):
         part = table.slice(lo, hi - lo).select(schema.names).cast(schema)
         actions.append(delta_files.write_file(fs, [part], schema, {BUCKET: str(int(buckets[lo]))}))
@@ -260,8 +264,9 @@ class _Counter:
 
     def batches(self, ds: ray.data.Dataset, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         try:
-            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                table = table.select(schema.names).cast(schema)
+            for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                # Ray annotates every batch format's union; batch_format="pyarrow" yields pa.Table.
+                table = cast(pa.Table, batch).select(schema.names).cast(schema)
                 self.rows += table.num_rows
                 yield from table.to_batches()
         except BaseException as e:

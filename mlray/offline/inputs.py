@@ -48,7 +48,7 @@ def arrow_schema(ds: ray.data.Dataset, what: str) -> pa.Schema:
     return (
         ray.get(sample[0]).schema
         if sample
-        else pa.schema(list(zip(schema.names, schema.types, strict=False)))
+        else pa.schema(list(zip(schema.names, schema.types, strict=True)))
     )
 
 

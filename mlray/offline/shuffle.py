@@ -13,6 +13,7 @@ inputs exist, so splitting and joining overlap.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +36,9 @@ def split_blocks(
 ) -> list[list[ObjectRef]]:
     """``parts[p]``: partition ``p``'s pieces from every block; ``n`` partitions by entity hash."""
     task = _split.options(num_returns=n)
-    per_block = [task.remote(ref, tuple(keys), n, prepare) for ref in refs]
-    if n == 1:
-        per_block = [[r] for r in per_block]
+    calls = [task.remote(ref, tuple(keys), n, prepare) for ref in refs]
+    # With num_returns=n > 1 each call returns a list of n refs (Ray annotates one ObjectRef).
+    per_block = [[r] for r in calls] if n == 1 else cast(list[list[ObjectRef]], calls)
     return [[pieces[p] for pieces in per_block] for p in range(n)]
 
 

@@ -275,11 +275,10 @@ def _join_bucket(
 def _empty_features(
     columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec
 ) -> pa.Table:
-    by_name = {
-        c: f.type for c, f in zip(spec.feature_columns, fields, strict=False)
-    }  # fields carry output names
+    # Fields carry output names; a last one for ``event_time_as`` has no feature column.
+    by_name = {c: f.type for c, f in zip(spec.feature_columns, fields, strict=False)}
     types = [
         label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, TIMESTAMP)
         for c in columns
     ]
-    return pa.schema(list(zip(columns, types, strict=False))).empty_table()
+    return pa.schema(list(zip(columns, types, strict=True))).empty_table()

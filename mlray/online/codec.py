@@ -31,8 +31,9 @@ from __future__ import annotations
 import hashlib
 import operator
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -76,7 +77,8 @@ def view_prefix(namespace: str, view: str) -> str:
     return f"{namespace}{view}:"
 
 
-def _int_part(value: object, key: str) -> str:
+def _int_part(value: Any, key: str) -> str:
+    # ``value`` is whatever the caller sent; operator.index's TypeError sorts out non-integers.
     if type(value) is int:
         return str(value)
     if not isinstance(value, bool):
@@ -128,14 +130,14 @@ class KeyEncoder:
             return f"{self.prefix}{{{part}}}"
         parts = [
             _int_part(v, k) if i else _str_part(v, k)
-            for v, k, i in zip(values, self.keys, self._int, strict=False)
+            for v, k, i in zip(values, self.keys, self._int, strict=True)
         ]
         return f"{self.prefix}{{{'|'.join(parts)}}}"
 
     def keys_of(self, table: pa.Table) -> list[bytes]:
         """Keys of every row of ``table`` (which holds the join key columns), vectorised."""
         parts = []
-        for k, is_int in zip(self.keys, self._int, strict=False):
+        for k, is_int in zip(self.keys, self._int, strict=True):
             col = table.column(k)
             if is_int:
                 parts.append(pc.cast(col, pa.string()))
@@ -163,7 +165,8 @@ class ViewCodec:
         )  # what follows the times in a row without nulls
         self._fixed: list[int] = []  # schema positions of fixed-width values
         self._strings: list[int] = []
-        self._post: dict[int, object] = {}  # position -> converter from the stored int
+        # position -> converter from the stored int
+        self._post: dict[int, Callable[[int], date | datetime]] = {}
         codes, dtypes = [], []
         for i, f in enumerate(self.fields):
             code, dtype = self._code_of(i, f)
@@ -292,7 +295,7 @@ def _fixed_values(col: pa.ChunkedArray, t: pa.DataType) -> np.ndarray:
     return pc.fill_null(col, zero).to_numpy(zero_copy_only=False)
 
 
-def _timestamp_decoder(t: pa.TimestampType):
+def _timestamp_decoder(t: pa.TimestampType) -> Callable[[int], datetime]:
     tz = UTC if t.tz else None
     div = _TS_DIVISOR[t.unit]
 

@@ -26,7 +26,18 @@ import ray
 from mlray.features.times import to_datetime
 from mlray.online.protocol import OnlineStore
 
-AGE_BOUNDARIES_S = [1, 10, 60, 300, 900, 3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400]
+AGE_BOUNDARIES_S: list[float] = [
+    1,
+    10,
+    60,
+    300,
+    900,
+    3600,
+    4 * 3600,
+    86_400,
+    3 * 86_400,
+    7 * 86_400,
+]
 
 
 @dataclass(frozen=True)

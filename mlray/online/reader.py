@@ -54,7 +54,7 @@ class OnlineFeatures:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per entity row: feature name -> value."""
         names = self.features
-        return [dict(zip(names, v, strict=False)) for v in self.values]
+        return [dict(zip(names, v, strict=True)) for v in self.values]
 
     @cached_property
     def missing(self) -> list[list[str]]:
@@ -85,7 +85,7 @@ class OnlineFeatures:
             return {f: [] for f in self.features}
         return {
             f: list(col)
-            for f, col in zip(self.features, zip(*self.values, strict=False), strict=False)
+            for f, col in zip(self.features, zip(*self.values, strict=True), strict=True)
         }
 
     def to_pandas(self):
@@ -169,7 +169,9 @@ def build_plan(repo: FeatureRepository, features: str | Sequence[str]) -> ReadPl
             if s.feature not in wanted.setdefault(s.view, []):
                 wanted[s.view].append(s.feature)
     requested = {str(r) for r in refs if r.view not in on_demand}
-    views, names, gaps = [], [], []
+    views: list[_ViewRead] = []
+    names: list[str] = []
+    gaps: list[tuple[str, tuple[str, ...]]] = []
     for vname, feats in wanted.items():
         view = repo.view(vname)
         pos = {f: i for i, f in enumerate(view.feature_names)}
@@ -256,13 +258,16 @@ class OnlineReader:
         event_us: dict[str, list[int | None]] = {}
         oldest: dict[str, float] = {}
         parts = []  # per view, per row: the output values (or the defaults)
-        for vr, got in zip(plan.views, stored, strict=False):
+        for vr, got in zip(plan.views, stored, strict=True):
             limit = -(1 << 62) if vr.ttl_us is None else request_us - vr.ttl_us
             # A row counts only while event_time > request_time - ttl (the offline join's edge).
             ets = [row[0] if row is not None and row[0] > limit else None for row in got]
             pick, defaults = vr.pick, vr.defaults
             parts.append(
-                [defaults if t is None else pick(row) for t, row in zip(ets, got, strict=False)]
+                [
+                    defaults if t is None or row is None else pick(row)
+                    for t, row in zip(ets, got, strict=True)
+                ]
             )
             event_us[vr.view.name] = ets
             present = [t for t in ets if t is not None]
@@ -271,9 +276,9 @@ class OnlineReader:
         if len(parts) == 1:
             values = parts[0]
         elif len(parts) == 2:
-            values = [a + b for a, b in zip(*parts, strict=False)]
+            values = [a + b for a, b in zip(*parts, strict=True)]
         else:
-            values = [tuple(chain.from_iterable(t)) for t in zip(*parts, strict=False)]
+            values = [tuple(chain.from_iterable(t)) for t in zip(*parts, strict=True)]
         if plan.on_demand:
             values = self._on_demand(plan, rows, values, request_us)
         if plan.order is not None:
@@ -301,7 +306,7 @@ class OnlineReader:
             result = od.view.compute(cols)
             columns.extend(result[f].to_pylist() for f in od.features)
         return [
-            v + tuple(extra) for v, extra in zip(values, zip(*columns, strict=False), strict=False)
+            v + tuple(extra) for v, extra in zip(values, zip(*columns, strict=True), strict=True)
         ]
 
 

@@ -177,7 +177,9 @@ class RedisOnlineStore:
         """Send ``cmds`` in one pipeline and return their replies (error replies raise)."""
         if self.target.cluster:
             return self._cluster_roundtrip(cmds)
-        return self._exchange(b"".join([hiredis.pack_command(tuple(c)) for c in cmds]), len(cmds))
+        # hiredis's stub types ``cmd`` as a 1-tuple (Tuple[X] rather than Tuple[X, ...]).
+        packed = [hiredis.pack_command(tuple(c)) for c in cmds]  # type: ignore[arg-type]
+        return self._exchange(b"".join(packed), len(cmds))
 
     def _exchange(self, payload: bytes, n_replies: int) -> list[Any]:
         """One write of pre-packed commands, then their replies (a single-node server)."""
@@ -239,7 +241,7 @@ class RedisOnlineStore:
         """
         ios = [self._view(view) for view, _ in requests]
         keys: list[str] = []
-        for io, (_, ks) in zip(ios, requests, strict=False):
+        for io, (_, ks) in zip(ios, requests, strict=True):
             enc = io.keys
             if enc.single_int:
                 p = enc.prefix
@@ -261,7 +263,7 @@ class RedisOnlineStore:
             ) from e
         out: list[list[StoredRow | None]] = []
         pos = 0
-        for io, (_, ks) in zip(ios, requests, strict=False):
+        for io, (_, ks) in zip(ios, requests, strict=True):
             out.append(io.codec.decode_many(values[pos : pos + len(ks)]))
             pos += len(ks)
         return out
@@ -276,8 +278,8 @@ class RedisOnlineStore:
         groups = list(by_slot.values())
         replies = self._cluster_roundtrip([("MGET", *[keys[i] for i in idx]) for idx in groups])
         out: list[bytes | None] = [None] * len(keys)
-        for idx, vals in zip(groups, replies, strict=False):
-            for i, v in zip(idx, vals, strict=False):
+        for idx, vals in zip(groups, replies, strict=True):
+            for i, v in zip(idx, vals, strict=True):
                 out[i] = v
         return out
 

@@ -1,4 +1,7 @@
-"""The model registry (MLflow): versions with lineage, the champion/challenger aliases, loading for scoring."""
+"""The model registry (MLflow).
+
+Versions with lineage, the champion/challenger aliases, loading for scoring.
+"""
 
 from mlray.registry.champion import CHALLENGER, CHAMPION, Decision, decide
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 class PromotionConfig(BaseModel):
-    """The challenger becomes champion only if its test metric beats the champion's by ``margin``."""
+    """The challenger is promoted only if its test metric beats the champion's by ``margin``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,8 +49,9 @@ class Decision:
         return asdict(self)
 
 
-def _bad(x: float | None) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+def _scored(x: float | None) -> TypeGuard[float]:
+    """A metric that was computed: present and not NaN."""
+    return not (x is None or (isinstance(x, float) and math.isnan(x)))
 
 
 def decide(
@@ -71,33 +72,40 @@ def decide(
     """
     metric, margin = cfg.metric, cfg.margin
     new = challenger.get(metric)
-    base = {
-        "metric": metric,
-        "margin": margin,
-        "challenger_score": float("nan") if _bad(new) else float(new),
-        "champion_version": champion_version,
-    }
-    if _bad(new):
-        return Decision(False, CHALLENGER, f"the new model's test {metric} is undefined", **base)
-    if champion is None and champion_problem is None:
-        return Decision(True, CHAMPION, "no champion yet: the first model becomes champion", **base)
-    old = None if champion is None else champion.get(metric)
-    if _bad(old):
-        why = champion_problem or f"its test {metric} is undefined"
+    challenger_score = float(new) if _scored(new) else float("nan")
+
+    def decision(
+        promote: bool, alias: str, reason: str, champion_score: float | None = None
+    ) -> Decision:
         return Decision(
+            promote,
+            alias,
+            reason,
+            metric=metric,
+            margin=margin,
+            challenger_score=challenger_score,
+            champion_score=champion_score,
+            champion_version=champion_version,
+        )
+
+    if not _scored(new):
+        return decision(False, CHALLENGER, f"the new model's test {metric} is undefined")
+    if champion is None and champion_problem is None:
+        return decision(True, CHAMPION, "no champion yet: the first model becomes champion")
+    old = None if champion is None else champion.get(metric)
+    if not _scored(old):
+        why = champion_problem or f"its test {metric} is undefined"
+        return decision(
             False,
             CHALLENGER,
             f"champion v{champion_version} could not be scored ({why}); "
             "promote by hand if the new model should replace it",
-            **base,
         )
     gain = (new - old) if metric == "auc" else (old - new)
     verb = "beats" if gain >= margin else "does not beat"
     reason = (
-        f"test {metric} {new:.4f} vs champion v{champion_version} {old:.4f}: {verb} it by the margin "
-        f"{margin} (gain {gain:+.4f})"
+        f"test {metric} {new:.4f} vs champion v{champion_version} {old:.4f}: "
+        f"{verb} it by the margin {margin} (gain {gain:+.4f})"
     )
     promote = gain >= margin
-    return Decision(
-        promote, CHAMPION if promote else CHALLENGER, reason, champion_score=float(old), **base
-    )
+    return decision(promote, CHAMPION if promote else CHALLENGER, reason, float(old))

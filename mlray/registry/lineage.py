@@ -1,4 +1,4 @@
-"""Lineage: the tags every registered model version carries, so a model can be traced and reproduced.
+"""Lineage: the tags every registered model version carries, so it can be traced and reproduced.
 
 Tag names are stable (monitoring, serving and tests read them):
 

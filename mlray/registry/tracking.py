@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def tracking_uri(settings: Settings, override: str | None = None) -> str:
-    """The tracking URI in force: the config's override, else the settings' (SQLite under the data root)."""
+    """The tracking URI in force: ``override``, else the settings' (SQLite under the data root)."""
     return override or settings.tracking_uri
 
 
 def artifact_root(settings: Settings) -> str | None:
-    """Where an embedded store keeps artifacts (``<data_root>/mlartifacts``); None for a server (its default)."""
+    """Where an embedded store keeps artifacts (``<data_root>/mlartifacts``).
+
+    None for a tracking server, which uses its own default.
+    """
     if settings.mlflow_tracking_uri:
         return None
     root = str(settings.data_root)
@@ -37,7 +40,9 @@ def artifact_root(settings: Settings) -> str | None:
 
 
 def connect(settings: Settings, experiment: str, override: str | None = None) -> tuple[Any, str]:
-    """Point MLflow at the tracking store and return ``(client, experiment_id)``, creating the experiment.
+    """Point MLflow at the tracking store; return ``(client, experiment_id)``.
+
+    The experiment is created if it does not exist.
 
     Raises:
         BackendUnavailable: the tracking server cannot be reached.

@@ -69,7 +69,7 @@ class ModelPackage:
 
 
 def write_metadata(pkg: ModelPackage) -> None:
-    """Write the MLflow model file, the spec and the monitoring/lineage files into ``pkg.model_dir``."""
+    """Write the MLflow model file, spec, monitoring and lineage files into ``pkg.model_dir``."""
     from mlflow.models import Model, infer_signature
 
     out = pkg.model_dir

@@ -164,7 +164,8 @@ def _codes(values: Any, vocab: list[str]) -> np.ndarray:
         values = values.to_pylist()
     elif isinstance(values, (pd.Series, np.ndarray)):
         values = values.tolist()
-    lookup = {v: i + 1 for i, v in enumerate(vocab)}
+    # A null's key is None: never in the vocabulary, so it encodes as 0.
+    lookup: dict[str | None, int] = {v: i + 1 for i, v in enumerate(vocab)}
     return np.fromiter(
         (lookup.get(category_key(v), 0) for v in values), dtype=np.float32, count=len(values)
     )

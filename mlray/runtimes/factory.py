@@ -131,7 +131,7 @@ def load_runtime(
 
         rt = OnnxRuntimeRuntime(
             precision=precision,
-            device=device,  # type: ignore[arg-type]
+            device=device,
             intra_op_threads=intra_op_threads,
         )
     elif name == "tensorrt":
@@ -139,7 +139,7 @@ def load_runtime(
 
         rt = TensorRTRuntime(
             precision=precision,
-            cache_dir=engine_cache_dir,  # type: ignore[arg-type]
+            cache_dir=engine_cache_dir,
             calibration=calibration,
         )
     else:
@@ -147,7 +147,7 @@ def load_runtime(
             raise ConfigError(f"The PyTorch runtime serves fp32 only, not {precision!r}.")
         from mlray.runtimes.torch_rt import TorchRuntime
 
-        rt = TorchRuntime(device=device)  # type: ignore[arg-type]
+        rt = TorchRuntime(device=device)
     rt.load(artifact)
     log.info("Model %s served by %s", artifact.model_version, rt.name)
     return rt

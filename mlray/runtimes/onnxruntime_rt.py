@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from mlray.runtimes.artifact import ModelArtifact
 from mlray.runtimes.gpu import gpu_available
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
 from mlray.runtimes.protocol import check_batch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class OnnxRuntimeRuntime:
     Args:
         precision: ``"fp32"`` (``model.onnx``) or ``"int8"`` (``model.int8.onnx``, CPU only).
         device: ``"cpu"`` or ``"cuda"`` (needs the ``onnxruntime-gpu`` package).
+            Other strings, or INT8 on CUDA, are a ConfigError.
         intra_op_threads: threads per operator. One is the fastest for small
             batches on few cores and keeps replicas from fighting over cores
             (benchmarks/runtimes.py); raise it for large offline batches.
@@ -40,8 +44,8 @@ class OnnxRuntimeRuntime:
 
     def __init__(
         self,
-        precision: Literal["fp32", "int8"] = "fp32",
-        device: Literal["cpu", "cuda"] = "cpu",
+        precision: str = "fp32",
+        device: str = "cpu",
         intra_op_threads: int = 1,
     ) -> None:
         if precision not in ("fp32", "int8"):
@@ -65,7 +69,7 @@ class OnnxRuntimeRuntime:
         self.intra_op_threads = intra_op_threads
         self.name = f"onnxruntime-{device}-{precision}"
         self.feature_names: list[str] = []
-        self._session = None
+        self._session: ort.InferenceSession | None = None
         self._input = ""
         self._outputs: list[str] = []
 
@@ -92,8 +96,9 @@ class OnnxRuntimeRuntime:
                     f"{ort.__version__} offers {ort.get_available_providers()}."
                 )
             providers = [CUDA_PROVIDER, CPU_PROVIDER]
-        self._session = ort.InferenceSession(str(path), options, providers=providers)
-        if self.device == "cuda" and CUDA_PROVIDER not in self._session.get_providers():
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        self._session = session
+        if self.device == "cuda" and CUDA_PROVIDER not in session.get_providers():
             raise ConfigError(
                 f"ONNX Runtime could not start the CUDA provider for {path} (CUDA/cuDNN libraries "
                 f"missing or mismatched); use device='cpu'."
@@ -101,9 +106,7 @@ class OnnxRuntimeRuntime:
         meta = read_onnx_metadata(path)
         self._input, self._outputs = meta.input_name, [meta.output_name]
         self.feature_names = meta.feature_names
-        log.info(
-            "Loaded %s (%s) with %s", path, artifact.model_version, self._session.get_providers()
-        )
+        log.info("Loaded %s (%s) with %s", path, artifact.model_version, session.get_providers())
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Click probabilities, float32 ``[batch]``.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from mlray.errors import BackendUnavailable, ConfigError
 from mlray.runtimes.artifact import ModelArtifact
 from mlray.runtimes.onnx_metadata import read_onnx_metadata
 from mlray.runtimes.protocol import check_batch
-from mlray.runtimes.tensorrt_engine import SKIP_MESSAGE, build_engine
+from mlray.runtimes.tensorrt_engine import SKIP_MESSAGE, EnginePrecision, build_engine
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class TensorRTRuntime:
     """A model served by a TensorRT engine.
 
     Args:
-        precision: ``"fp16"`` or ``"int8"``.
+        precision: ``"fp16"`` or ``"int8"`` (any other string is a ConfigError).
         cache_dir: engine cache root; default ``<artifact dir>/tensorrt``.
         calibration: float32 training rows, needed to build an INT8 engine the first time.
         max_batch: the largest batch one engine call takes; bigger inputs are split.
@@ -34,14 +34,14 @@ class TensorRTRuntime:
 
     def __init__(
         self,
-        precision: Literal["fp16", "int8"] = "fp16",
+        precision: str = "fp16",
         cache_dir: str | Path | None = None,
         calibration: np.ndarray | None = None,
         max_batch: int = 4096,
     ) -> None:
         if precision not in ("fp16", "int8"):
             raise ConfigError(f"TensorRT serves precision 'fp16' or 'int8', not {precision!r}.")
-        self.precision = precision
+        self.precision: EnginePrecision = "int8" if precision == "int8" else "fp16"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.calibration = calibration
         self.max_batch = max_batch

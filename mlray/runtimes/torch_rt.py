@@ -6,7 +6,7 @@ model that cannot be exported.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +19,11 @@ class TorchRuntime:
     """A model run by PyTorch in eval mode under ``inference_mode``.
 
     Args:
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"`` or ``"cuda"`` (any other string is a ConfigError).
         threads: if set, ``torch.set_num_threads`` (process-wide) before serving.
     """
 
-    def __init__(self, device: Literal["cpu", "cuda"] = "cpu", threads: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"Unknown PyTorch device {device!r}; use 'cpu' or 'cuda'.")
         self.device = device

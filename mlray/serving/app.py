@@ -51,6 +51,19 @@ def serving_settings(args: ServeArgs) -> Settings:
     return pin_online_store(settings)
 
 
+def check_champion(args: ServeArgs, settings: Settings) -> None:
+    """Fail early, in one line, when there is no model to serve.
+
+    Raises:
+        NotFoundError: the model has no version with the champion alias.
+        BackendUnavailable: the tracking store cannot be read.
+    """
+    from mlray.registry.download import resolve_version
+    from mlray.registry.tracking import registry_client
+
+    resolve_version(registry_client(settings), args.model_name, alias=args.champion)
+
+
 def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     """The serving application: ingress, model deployment (GPU shape), prediction logger.
 
@@ -59,20 +72,26 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
 
     Raises:
         ConfigError: invalid args or settings.
+        NotFoundError: no champion to serve yet.
     """
     from mlray.serving.deployments import Ingress, ModelDeployment, PredictionLogger
 
     a = parse_args(args)
     settings = serving_settings(a)
-    logger = PredictionLogger.options(ray_actor_options={"num_cpus": a.logger_cpus}).bind(
-        settings, a.log
-    )
+    check_champion(a, settings)
+    # @serve.deployment turns each class into a Deployment (with .options), but mypy keeps a
+    # decorated class's own type, hence the attr-defined ignores below.
+    logger = PredictionLogger.options(  # type: ignore[attr-defined]
+        ray_actor_options={"num_cpus": a.logger_cpus}
+    ).bind(settings, a.log)
     model = None
     if a.shape == "model_deployment":
         md = a.model_deployment
-        model = ModelDeployment.options(
+        model = ModelDeployment.options(  # type: ignore[attr-defined]
             ray_actor_options={"num_gpus": md.num_gpus, "num_cpus": md.num_cpus}
         ).bind(a, settings)
     replicas: Any = a.ingress_replicas
-    ingress = Ingress.options(num_replicas=replicas, max_ongoing_requests=a.max_ongoing_requests)
+    ingress = Ingress.options(  # type: ignore[attr-defined]
+        num_replicas=replicas, max_ongoing_requests=a.max_ongoing_requests
+    )
     return ingress.bind(a, settings, logger, model)

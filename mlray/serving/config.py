@@ -19,7 +19,7 @@ class _Section(BaseModel):
 
 
 class LogConfig(_Section):
-    """The prediction log: a Delta table under the data root, appended in batches by one committer."""
+    """The prediction log: a Delta table under the data root, appended in batches by a committer."""
 
     table: str = Field("predictions", pattern=r"^[A-Za-z0-9_\-]+$", description="Table name.")
     replica_batch_rows: int = Field(

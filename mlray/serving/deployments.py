@@ -55,9 +55,9 @@ async def _keep_current(models: Any, on_change: Any = None) -> None:
 @serve.deployment(max_ongoing_requests=64, health_check_period_s=5)
 @serve.ingress()
 class Ingress:
-    """The HTTP ingress: features, champion (in-process or via the model deployment), shadow, log."""
+    """HTTP ingress: features, champion (in-process or via the model deployment), shadow, log."""
 
-    async def __init__(
+    async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
         self,
         args: ServeArgs,
         settings: Settings,
@@ -178,8 +178,9 @@ class ModelDeployment:
         self.models = ModelSet(registry_client(settings), self.args, _cache_dir(settings))
         self.models.refresh()
         cfg = args.model_deployment
-        self.predict.set_max_batch_size(cfg.max_batch_size)
-        self.predict.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        # serve.batch's wrapper has these setters; Ray's annotation returns a plain Callable.
+        self.predict.set_max_batch_size(cfg.max_batch_size)  # type: ignore[attr-defined]
+        self.predict.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self._poller: asyncio.Task[None] | None = None
 
     @serve.batch(

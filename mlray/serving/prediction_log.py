@@ -1,4 +1,4 @@
-"""The prediction log: every served prediction is one row of a Delta table, never lost on a clean stop.
+"""The prediction log: each served prediction is a row of a Delta table, never lost on a clean stop.
 
 Table ``<data_root>/predictions/<log.table>``, partitioned by ``day`` (UTC date
 of the request), one row per prediction (a batch request of k is k rows):
@@ -12,7 +12,8 @@ of the request), one row per prediction (a batch request of k is k rows):
 ``entities``             JSON object of the join keys sent
 ``context``              JSON object of the request fields sent (``request_time`` excluded)
 ``features``             JSON object ``view__feature -> value`` as the model saw it
-``feature_event_times``  JSON object ``view -> event time (µs)`` of the values served, null if missing
+``feature_event_times``  JSON object ``view -> event time (µs)`` of the values served
+                         (null if missing)
 ``missing_features``     the ``view:feature`` refs served with their default
 ``score``, ``model_version``                 the champion's answer
 ``shadow_score``, ``shadow_version``         the shadow's, null without a shadow

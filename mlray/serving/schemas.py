@@ -145,7 +145,7 @@ def request_models(
         "BatchRequest",
         __base__=_Strict,
         requests=(
-            list[single],  # type: ignore[valid-type]
+            list[single],
             Field(..., min_length=1, json_schema_extra={"maxItems": max_batch}),
         ),
     )

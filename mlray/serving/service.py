@@ -43,7 +43,10 @@ class ParsedRequest:
 
 @dataclass
 class Pending:
-    """A served batch waiting for its shadow score and log rows (see :meth:`PredictionService.complete`)."""
+    """A served batch waiting for its shadow score and log rows.
+
+    See :meth:`PredictionService.complete`.
+    """
 
     route: str
     requests: list[ParsedRequest]
@@ -185,17 +188,17 @@ class PredictionService:
         shadow = pending.shadow
         if shadow is not None:
             started = time.perf_counter()
-            same = (
-                pending.x is not None and shadow.spec.feature_names == pending.champion_spec_names
-            )
-            xs = pending.x if same else encode_frame(shadow.spec, pending.feature_rows)
-            got = shadow.predict(xs)
+            x = pending.x
+            if x is None or shadow.spec.feature_names != pending.champion_spec_names:
+                x = encode_frame(shadow.spec, pending.feature_rows)
+            got = shadow.predict(x)
             self.metrics.model_ms.observe(
                 (time.perf_counter() - started) * 1e3, {"model": "shadow"}
             )
-            shadow_scores = [float(s) for s in got]
-            for p, s in zip(pending.predictions, shadow_scores, strict=True):
+            scores = [float(s) for s in got]
+            for p, s in zip(pending.predictions, scores, strict=True):
                 self.metrics.shadow_diff.observe(abs(p.score - s))
+            shadow_scores = list(scores)
         now_us = time.time_ns() // 1000
         rows = [
             LogRow(
@@ -230,7 +233,7 @@ class PredictionService:
 
 
 def request_ids(header: str | None, n: int) -> list[str]:
-    """The request ids of a response: the client's ``X-Request-ID`` (``-i`` per batch item) or new ones."""
+    """A response's request ids: the client's ``X-Request-ID`` (``-i`` per batch item), or new."""
     if header:
         return [header] if n == 1 else [f"{header}-{i}" for i in range(n)]
     return [uuid.uuid4().hex for _ in range(n)]

@@ -30,7 +30,14 @@ from mlray.errors import ConfigError, NotFoundError
 
 EXPERIMENT = "mlray-monitoring"
 PAIR_KEYS = ("model_name", "model_version", "shadow_version")
-FIGURES = ("rows", "mean_abs_diff", "max_abs_diff", "spearman", "pearson", "flip_share")
+FIGURES: tuple[str, ...] = (
+    "rows",
+    "mean_abs_diff",
+    "max_abs_diff",
+    "spearman",
+    "pearson",
+    "flip_share",
+)
 FIGURES += ("champion_mean", "shadow_mean")
 _COLUMNS = ["request_time", *PAIR_KEYS, "score", "shadow_score"]
 _PLOT_POINTS = 20_000  # scatter points drawn per pair; the figures use every row
@@ -131,7 +138,9 @@ def split_pairs(rows: pa.Table) -> list[PairScores]:
         pair = rows.filter(mask).sort_by("request_time")
         out.append(
             PairScores(
-                *(key[k] for k in PAIR_KEYS),
+                key["model_name"],
+                key["model_version"],
+                key["shadow_version"],
                 champion=pair["score"].to_numpy().astype(np.float64),
                 shadow=pair["shadow_score"].to_numpy().astype(np.float64),
             )

@@ -164,7 +164,8 @@ def _run(
     ensure_ray(settings)
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     out = ds.map_batches(
-        _materialize_batch,
+        # Ray types fn as a one-argument callable; fn_kwargs supplies the keyword-only rest.
+        _materialize_batch,  # type: ignore[arg-type]
         batch_size=1,
         batch_format="pyarrow",
         fn_kwargs={"jobs": jobs, "settings": settings, "end_us": end_us, "started_us": started_us},
@@ -196,7 +197,7 @@ def _materialize_batch(
     out: dict[str, list] = {k: [] for k in ("view", "bucket", *_STATS, "newest")}
     try:
         for name, bucket in zip(
-            batch.column("view").to_pylist(), batch.column("bucket").to_pylist(), strict=False
+            batch.column("view").to_pylist(), batch.column("bucket").to_pylist(), strict=True
         ):
             job = jobs[name]
             latest = latest_rows(job.view, job.snapshot, bucket, end_us, job.since_us)

@@ -52,7 +52,7 @@ class _Section(BaseModel):
 
 
 class LabelsConfig(_Section):
-    """Where the labels come from: a raw table name (under ``<data_root>/raw``) or a Delta/Parquet path."""
+    """Where labels come from: a raw table (under ``<data_root>/raw``) or a Delta/Parquet path."""
 
     table: str = "impressions"
     label: str = Field("clicked", description="Boolean (or 0/1) label column.")
@@ -117,7 +117,9 @@ class TrainingConfig(_Section):
     """How Ray Train runs: epochs, batch size, workers, failure handling."""
 
     def threads_per_worker(self) -> int:
-        """``torch_threads``, or by default the worker's CPUs less one for Ray Data's reads and Ray's own threads.
+        """``torch_threads``, or by default the worker's CPUs less one.
+
+        The one left is for Ray Data's reads and Ray's own threads.
 
         On CPU a small model's steps are short, so a second intra-op thread gains
         little once anything else wants a core, and a step waits for its slowest
@@ -239,7 +241,7 @@ class TuneSection(_Section):
 
 
 class TrainConfig(_Section):
-    """Everything one run of the training pipeline needs besides the mlray :class:`~mlray.config.Settings`."""
+    """All a training pipeline run needs besides the mlray :class:`~mlray.config.Settings`."""
 
     model_name: str = Field("ctr_model", pattern=r"^[A-Za-z0-9_\-.]+$")
     experiment: str = "mlray-training"
@@ -298,7 +300,7 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
 
 
 def settings_for(cfg: TrainConfig):
-    """The mlray Settings a training config names: its ``settings_file`` plus its ``settings`` overrides."""
+    """The mlray Settings a training config names: ``settings_file`` plus ``settings`` overrides."""
     from mlray.config import load_settings
 
     return load_settings(cfg.settings_file, **cfg.settings)

@@ -123,7 +123,8 @@ def score_histogram(y: np.ndarray, p: np.ndarray, path: str | Path, title: str =
     y, p = np.asarray(y), np.asarray(p)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    bins = np.linspace(0, max(float(p.max()) if p.size else 1.0, 1e-3), 40)
+    # A list: matplotlib's stubs type bins as a Sequence[float], which an ndarray is not.
+    bins = np.linspace(0, max(float(p.max()) if p.size else 1.0, 1e-3), 40).tolist()
     ax.hist(p[y < 0.5], bins=bins, alpha=0.6, density=True, label="not clicked")
     ax.hist(p[y >= 0.5], bins=bins, alpha=0.6, density=True, label="clicked")
     ax.set_xlabel("predicted click probability")
@@ -180,7 +181,8 @@ def score_dataset(
             "it cannot be scored on this data."
         )
     scored = ds.map_batches(
-        _score_batch,
+        # Ray types fn as a one-argument callable; fn_kwargs supplies spec and state.
+        _score_batch,  # type: ignore[arg-type]
         fn_kwargs={"spec": model_spec.to_dict(), "state": state},
         batch_format="pyarrow",
         batch_size=None,

@@ -25,6 +25,12 @@ class CTRModel(nn.Module):
     pre-sigmoid scores that training feeds to a numerically stable loss.
     """
 
+    # Buffers (registered in __init__; nn.Module's __getattr__ types them Tensor | Module).
+    mean: torch.Tensor
+    std: torch.Tensor
+    fill: torch.Tensor
+    max_code: torch.Tensor
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.num_numeric = len(spec.numeric)

@@ -82,12 +82,12 @@ class ShardReader:
         A streamed pass that runs to the end caches the shard if it fits the budget.
         """
         if self.cached is not None:
-            yield from self._from_memory(epoch)
+            yield from self._from_memory(self.cached, epoch)
         else:
             yield from self._stream(epoch)
 
-    def _from_memory(self, epoch: int) -> Iterator[Batch]:
-        x, y = self.cached
+    def _from_memory(self, cached: Batch, epoch: int) -> Iterator[Batch]:
+        x, y = cached
         if not self.shuffle:
             yield from zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
             return

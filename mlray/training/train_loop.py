@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import ray.train
@@ -30,6 +30,14 @@ from mlray.training.shard_reader import ShardReader
 CHECKPOINT_FILE = "model.pt"
 
 
+class _ReadOptions(TypedDict):
+    """How a :class:`ShardReader` reads (the same for the train and validation shards)."""
+
+    per_read: int
+    prefetch: int
+    cache_bytes: int
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Train a :class:`CTRModel`; report losses, ``val_auc`` and a checkpoint every epoch.
 
@@ -43,7 +51,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
     seed = int(config.get("seed", 0))
-    reads = {
+    reads: _ReadOptions = {
         "per_read": int(config.get("batches_per_read", 32)),
         "prefetch": int(config.get("prefetch_batches", 2)),
         "cache_bytes": int(float(config.get("cache_shard_mb", 0)) * 2**20),
@@ -192,8 +200,8 @@ def validate(
         labels.append(y.cpu().numpy())
     if not scores:
         return float("nan"), float("nan")
-    p, y = np.concatenate(scores), np.concatenate(labels)
-    return log_loss(y, p), roc_auc(y, p)
+    p, y_true = np.concatenate(scores), np.concatenate(labels)
+    return log_loss(y_true, p), roc_auc(y_true, p)
 
 
 def report(

@@ -1,4 +1,4 @@
-"""One Ray Train run: a ``TorchTrainer`` over the encoded slices, checkpoints every epoch, restarts on failure.
+"""One Ray Train run: a ``TorchTrainer`` over the encoded slices; checkpoints, restarts on failure.
 
 :func:`make_trainer` builds the trainer (also used by each Tune trial);
 :func:`train_once` runs it and picks the best epoch's checkpoint.
@@ -36,7 +36,8 @@ class TrainOutcome:
     """The chosen model and how it was found.
 
     Attributes:
-        checkpoint_path: directory of the chosen checkpoint (see :func:`~mlray.training.train_loop.load_checkpoint`).
+        checkpoint_path: directory of the chosen checkpoint
+            (see :func:`~mlray.training.train_loop.load_checkpoint`).
         metrics: the metrics reported with that checkpoint.
         history: every epoch reported by the chosen trial, in order.
         params: the hyperparameters of the chosen trial.
@@ -79,7 +80,7 @@ def make_trainer(
     params: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
 ) -> TorchTrainer:
-    """A ``TorchTrainer`` with ``cfg.training``'s workers, checkpoints kept, failures retried from the last one.
+    """A ``TorchTrainer`` with ``cfg.training``'s workers; failures resume from the last checkpoint.
 
     With several workers only ``train`` is split between them; every worker reads all
     of ``validation`` so each reports the same validation metrics.
@@ -99,10 +100,13 @@ def make_trainer(
             callbacks=callbacks,
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=None),
-            logging_config=LoggingConfig(log_level=t.log_level),
+            # ray.train binds the Train V2 RunConfig (which has logging_config) only under
+            # is_v2_enabled(); mypy sees the V1 class it imports first.
+            logging_config=LoggingConfig(log_level=t.log_level),  # type: ignore[call-arg]
         ),
         datasets={"train": train, "validation": validation},
-        # One worker reads the whole train slice: no split, so no split coordinator to start and feed each epoch.
+        # One worker reads the whole train slice: no split, so no split coordinator to start and
+        # feed each epoch.
         dataset_config=DataConfig(datasets_to_split=["train"] if t.num_workers > 1 else []),
     )
 

@@ -32,25 +32,27 @@ from mlray.training.trainer import HYPERPARAMETERS, TrainOutcome, best_row, fit,
 log = logging.getLogger(__name__)
 # A trial's driver only waits on its trainer: it takes no CPU (the workers hold them), so trials can
 # run side by side; Tune needs a non-empty bundle, hence a token byte of memory.
-TRIAL_DRIVER_RESOURCES = {"memory": 1}
+TRIAL_DRIVER_RESOURCES: dict[str, float] = {"memory": 1}
 RELEASE_DELAY_S = 3.0
 
 
 def search_space(cfg: TrainConfig) -> dict[str, Any]:
-    """Tune's param space: the configured dimensions, the other hyperparameters fixed at ``cfg.model``."""
+    """Tune's param space: the configured dimensions, other hyperparameters at ``cfg.model``."""
     space: dict[str, Any] = {k: getattr(cfg.model, k) for k in HYPERPARAMETERS}
     space.update({k: _dimension(d) for k, d in cfg.tune.search_space.items()})
     return space
 
 
 def _dimension(d: SearchDim) -> Any:
+    if d.kind == "choice":
+        return tune.choice(list(d.values or []))
+    # SearchDim's validator requires both bounds for every other kind.
+    assert d.low is not None and d.high is not None
     if d.kind == "loguniform":
         return tune.loguniform(d.low, d.high)
     if d.kind == "uniform":
         return tune.uniform(d.low, d.high)
-    if d.kind == "randint":
-        return tune.randint(int(d.low), int(d.high))
-    return tune.choice(list(d.values or []))
+    return tune.randint(int(d.low), int(d.high))
 
 
 def _trial(
@@ -168,10 +170,12 @@ def tune_model(
         ),
     )
     grid = tuner.fit()
-    trials = [_trial_summary(r) for r in grid]
+    # ResultGrid is indexable but declares no __iter__ (iteration works through __getitem__).
+    results = [grid[i] for i in range(len(grid))]
+    trials = [_trial_summary(r) for r in results]
     candidates = [row for t in trials for row in t["history"] if row.get("checkpoint_path")]
     if not candidates:
-        errors = [str(r.error) for r in grid if r.error]
+        errors = [str(r.error) for r in results if r.error]
         why = ": " + errors[0] if errors else " to report a checkpoint"
         raise TrainingFailed(
             f"All {len(trials)} tuning trials of {name!r} failed{why}; "

@@ -1,4 +1,4 @@
-"""Training-data validation: the pandera schema derived from the feature definitions, null rates, PSI drift."""
+"""Training-data validation: pandera schema from the feature definitions, null rates, PSI drift."""
 
 from mlray.validation.psi import Distribution, Reference, psi
 from mlray.validation.report import CheckResult, ValidationReport

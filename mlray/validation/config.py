@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ValidationConfig(BaseModel):
-    """Data checks before training: schema, null rates, drift against the champion's training data."""
+    """Data checks before training: schema, null rates, drift from the champion's training data."""
 
     model_config = ConfigDict(extra="forbid")
 

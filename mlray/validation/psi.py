@@ -75,7 +75,7 @@ class Distribution:
                 counts[pos.get(v, len(self.categories))] += 1
         return counts
 
-    def with_counts(self, counts: Sequence[int]) -> Distribution:
+    def with_counts(self, counts: Sequence[int] | np.ndarray) -> Distribution:
         """The same bins with shares from ``counts`` (as returned by :meth:`bin_counts`)."""
         c = np.asarray(counts, dtype=np.float64)
         if c.size != self.num_bins:
@@ -133,7 +133,7 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 @dataclass
 class Reference:
-    """What a model version stores for drift checks: one distribution per feature column, and the score's."""
+    """What a model version keeps for drift checks: a distribution per feature and the score's."""
 
     features: dict[str, Distribution]
     score: Distribution | None = None
@@ -170,6 +170,8 @@ def value_counts(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
         or pa.types.is_integer(column.type)
     ):
         vc = pc.value_counts(pc.drop_null(pc.cast(column, pa.string())))
-        return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+        return dict(
+            zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)
+        )
     keys = pd.Series([category_key(v) for v in column.to_pylist()], dtype=object).dropna()
     return {str(k): int(v) for k, v in keys.value_counts().items()}

@@ -29,7 +29,7 @@ class CheckResult:
 
 @dataclass
 class ValidationReport:
-    """Everything validation found, JSON-serializable (it travels inside :class:`ValidationFailed`)."""
+    """All that validation found, JSON-serializable (it travels in :class:`ValidationFailed`)."""
 
     checks: list[CheckResult]
     rows: int
@@ -56,7 +56,10 @@ class ValidationReport:
     def summary(self) -> str:
         """One line: the failed checks (or that all passed), with their details."""
         if not self.failed:
-            return f"all {len(self.checks)} checks passed ({len(self.warnings)} warnings) on {self.rows:,} rows"
+            return (
+                f"all {len(self.checks)} checks passed ({len(self.warnings)} warnings) "
+                f"on {self.rows:,} rows"
+            )
         return "; ".join(f"{c.name}: {c.detail}" for c in self.failed)
 
     def raise_if_failed(self) -> None:
@@ -89,30 +92,34 @@ class ValidationReport:
             for c in self.checks
         )
         parts = [
-            f"<html><head><meta charset='utf-8'><title>Training data validation</title>{_STYLE}</head><body>",
+            "<html><head><meta charset='utf-8'><title>Training data validation</title>"
+            f"{_STYLE}</head><body>",
             f"<h1>Training data validation: <span style='color:{color}'>{verdict}</span></h1>",
             (
                 f"<p>{self.rows:,} rows; {len(self.checks)} checks, {len(self.failed)} failed, "
                 f"{len(self.warnings)} warnings. Reference: {reference}.</p>"
             ),
-            f"<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>detail</th></tr>{rows}</table>",
+            "<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>detail</th></tr>"
+            f"{rows}</table>",
         ]
         if self.psi:
             parts.append(
-                f"<h2>Distribution shift (PSI)</h2><img alt='PSI per feature' src='data:image/png;base64,"
-                f"{self.psi_png()}'/>"
+                "<h2>Distribution shift (PSI)</h2>"
+                f"<img alt='PSI per feature' src='data:image/png;base64,{self.psi_png()}'/>"
             )
             parts.append(
                 "<table><tr><th>feature</th><th>PSI</th><th>null rate</th></tr>"
                 + "".join(
-                    f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{self.null_rates.get(k, 0):.2%}</td></tr>"
+                    f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td>"
+                    f"<td>{self.null_rates.get(k, 0):.2%}</td></tr>"
                     for k, v in sorted(self.psi.items(), key=lambda kv: -kv[1])
                 )
                 + "</table>"
             )
         else:
             parts.append(
-                "<h2>Distribution shift (PSI)</h2><p>No reference distributions: nothing to compare.</p>"
+                "<h2>Distribution shift (PSI)</h2>"
+                "<p>No reference distributions: nothing to compare.</p>"
             )
         if self.schema:
             parts.append(

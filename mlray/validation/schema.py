@@ -20,7 +20,10 @@ from mlray.features.feature_view import TIMESTAMP, Field
 
 
 def may_be_null(f: Field) -> bool:
-    """Whether a joined feature column may hold nulls: declared nullable, or no default to fill a missing row."""
+    """Whether a joined feature column may hold nulls.
+
+    It may when declared nullable, or when no default fills a missing row.
+    """
     return f.nullable or f.default is None
 
 
@@ -36,7 +39,7 @@ def _column(f: Field) -> pdr.Column:
 
 
 def arrow_type(t: pa.DataType) -> pa.DataType:
-    """The type a column is validated as: large strings read as strings, so the two compare equal."""
+    """The type a column is validated as: large strings read as strings, so both compare equal."""
     return pa.string() if pa.types.is_large_string(t) else t
 
 
@@ -62,7 +65,10 @@ def derive_schema(fields: Mapping[str, Field], label: str, label_time: str) -> p
 
 
 def to_frame(batch: pa.Table) -> pd.DataFrame:
-    """An Arrow batch as the Arrow-typed pandas frame the schema validates (large strings as strings)."""
+    """An Arrow batch as the Arrow-typed pandas frame the schema validates.
+
+    Large strings are read as strings.
+    """
     casts = {
         i: pa.string() for i, t in enumerate(batch.schema.types) if pa.types.is_large_string(t)
     }

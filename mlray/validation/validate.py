@@ -38,7 +38,7 @@ from mlray.validation.psi import (
     psi,
     value_counts,
 )
-from mlray.validation.report import CheckResult, ValidationReport
+from mlray.validation.report import CheckResult, Status, ValidationReport
 from mlray.validation.schema import derive_schema, describe_schema, to_frame
 
 SAMPLE_ROWS = 20_000
@@ -46,7 +46,7 @@ EXAMPLES = 3
 
 
 class _Profile:
-    """Per block: pandera failures, null counts, value counts, a numeric sample (JSON in one row)."""
+    """Per block: pandera failures, null/value counts, a numeric sample (JSON in one row)."""
 
     def __init__(
         self,
@@ -148,7 +148,9 @@ class _Histograms:
             values = batch.column(col)
             if d.kind == "numeric":
                 if not _is_number(values.type):
-                    continue  # the reference saw another type: PSI is not defined, the schema check reports it
+                    # The reference saw another type: PSI is not defined; the schema check
+                    # reports it.
+                    continue
                 x = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
             else:
                 x = [category_key(v) for v in values.to_pylist()]
@@ -330,7 +332,7 @@ def _checks(
             )
         )
     for c, value in sorted(psis.items()):
-        status = "pass"
+        status: Status = "pass"
         if value > config.psi_fail:
             status = "warn" if config.allow_drift else "fail"
         elif value > config.psi_warn:

@@ -36,7 +36,7 @@ def settings(tmp_path: Path, ray_session: None) -> Settings:
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory, ray_session: None) -> Settings:
-    """A small demo click stream with its features built once for the session (read-only for tests)."""
+    """A small demo click stream, features built once for the session (read-only for tests)."""
     from mlray.demo.generate import generate_clickstream
     from mlray.store import FeatureStore
 

@@ -1,4 +1,4 @@
-"""The typed errors: HTTP status per kind, picklable (they cross Ray tasks), found inside wrapped chains."""
+"""The typed errors: HTTP status per kind, picklable (they cross Ray tasks), found when wrapped."""
 
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def test_unknown_name_suggests_close_names_and_lists_the_valid_ones():
     )
     assert isinstance(err, NotFoundError)
     assert str(err) == (
-        "Unknown feature 'ctr_7' in feature view 'user_activity'. Did you mean 'ctr_7d', 'ctr_24h'? "
+        "Unknown feature 'ctr_7' in feature view 'user_activity'. "
+        "Did you mean 'ctr_7d', 'ctr_24h'? "
         "Valid names: count_1h, ctr_24h, ctr_7d."
     )

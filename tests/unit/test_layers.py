@@ -31,7 +31,10 @@ ROOT = Path(mlray.__file__).parent
 
 
 def component(module: str) -> str:
-    """``mlray.online.reader`` -> ``online``; ``mlray.config`` -> ``config``; ``mlray`` -> ``mlray``."""
+    """Its layer: ``mlray.online.reader`` -> ``online``, ``mlray.config`` -> ``config``.
+
+    ``mlray`` itself -> ``mlray``.
+    """
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 

@@ -35,7 +35,7 @@ def repo_of(*views: FeatureView) -> FeatureRepository:
 
 def rows(view: FeatureView, data: list[tuple]) -> pa.Table:
     """``(user_id, event_time, available_time, score, count, label)`` tuples as a view's table."""
-    cols = list(zip(*data, strict=False)) if data else [[]] * 6
+    cols = list(zip(*data, strict=True)) if data else [[]] * 6
     return pa.Table.from_arrays(
         [
             pa.array(cols[0], pa.int64()),

@@ -52,7 +52,7 @@ def test_training_set_and_online_give_identical_request_features(store):
             [0, 1, 2, 3, 5, 8, 13, 21, 34, 99_999],
             ["mobile", "desktop", "tablet", "mobile", "desktop"] * 2,
             [3.5, 20.0, 0.0, 120.0, 55.5, 9.99, 1e-3, 40.0, 80.0, 15.0],
-            strict=False,
+            strict=True,
         )
     ]
     features = ["user_activity:usual_price_7d", *ON_DEMAND, "item_stats:ctr_24h"]
@@ -75,7 +75,7 @@ def test_training_set_and_online_give_identical_request_features(store):
             {"user_id": u, "item_id": 1, "device": d, "price": p} for u, d, p in sorted(contexts)
         ]
         online = fs.get_online_features(rows, features, request_time=when)
-        for o_row, off in zip(online.rows, offline, strict=False):
+        for o_row, off in zip(online.rows, offline, strict=True):
             for name in ts.features:
                 assert _same(o_row[name], off[name]), (hours, o_row, name, off[name])
         assert online.rows[0]["request_features__hour_of_day"] == when.hour

@@ -55,7 +55,10 @@ def serving_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
 def served(
     tmp_path_factory: pytest.TempPathFactory, ray_session: None, serving_redis: EmbeddedRedis
 ) -> Iterator[Served]:
-    """Demo data up to now, features built and materialized, champion v1 and challenger v2, Serve up."""
+    """Demo data up to now, features built and materialized, champion v1 and challenger v2.
+
+    Serve is up.
+    """
     from ray import serve
 
     from mlray.demo.generate import generate_clickstream
@@ -101,7 +104,7 @@ def served(
 
 
 def deploy(served: Served, name: str = "mlray", **args: Any) -> str:
-    """Run the serving app with ``args`` (small CPU reservations) and wait until /healthz says ok."""
+    """Run the serving app with ``args`` (small CPU reservations); wait until /healthz says ok."""
     from ray import serve
 
     from mlray.serving.app import build_app

@@ -1,4 +1,4 @@
-"""Serving under change: a promotion while a load runs, Redis killed and restarted, the GPU shape."""
+"""Serving under change: a promotion during a load, Redis killed and restarted, the GPU shape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The serving app over real HTTP: scores equal the offline path's, bad input is a 4xx, every row is logged."""
+"""The serving app over real HTTP: scores equal the offline path's, bad input is a 4xx.
+
+Every row is logged.
+"""
 
 from __future__ import annotations
 

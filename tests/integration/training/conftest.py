@@ -1,4 +1,4 @@
-"""Training-pipeline fixtures: a private copy of the demo data, and pipeline runs shared by the tests.
+"""Training-pipeline fixtures: a private copy of the demo data, pipeline runs shared by the tests.
 
 The runs build on each other as a deployment would: the first registers the
 champion, the second (same data, a margin it cannot meet) a challenger, the
@@ -28,7 +28,7 @@ from mlray.pipeline import PipelineResult, run_pipeline
 
 @pytest.fixture(scope="session")
 def train_root(demo_root: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A copy of the demo data root (tables only), so MLflow and Ray results land in a tree of our own."""
+    """A copy of the demo data root (tables only), so MLflow and Ray results land in our tree."""
     root = tmp_path_factory.mktemp("train") / "data"
     shutil.copytree(
         demo_root.data_root,
@@ -72,7 +72,7 @@ def train_workers() -> list[psutil.Process]:
 
 
 class WorkerKiller(threading.Thread):
-    """Waits until a new training run under ``storage`` has registered a checkpoint, then SIGKILLs its worker."""
+    """Waits until a new run under ``storage`` has registered a checkpoint; SIGKILLs its worker."""
 
     def __init__(self, storage: Path) -> None:
         super().__init__(daemon=True)
@@ -82,8 +82,9 @@ class WorkerKiller(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set() and not self.killed:
             for run_dir in set(self.storage.glob("*")) - self.before:
-                # The controller writes this snapshot once a reported checkpoint is registered: killing
-                # earlier (while the checkpoint directory is still being written) would lose it.
+                # The controller writes this snapshot once a reported checkpoint is registered:
+                # killing earlier (while the checkpoint directory is still being written) would
+                # lose it.
                 ckpts = sorted(run_dir.glob("checkpoint_*"))
                 if ckpts and (run_dir / "checkpoint_manager_snapshot.json").exists():
                     self.checkpoint = str(ckpts[0])
@@ -95,7 +96,10 @@ class WorkerKiller(threading.Thread):
 
 @pytest.fixture(scope="session")
 def killed_run(train_root: Settings, second_run: PipelineResult) -> Iterator[KilledRun]:
-    """Four slow epochs; the worker is killed after the first checkpoint; any model is promoted (margin -1)."""
+    """Four slow epochs; the worker is killed after the first checkpoint.
+
+    Any model is promoted (margin -1).
+    """
     cfg = small_config(
         training={"epochs": 4, "batch_size": 32, "max_failures": 2}, promotion={"margin": -1.0}
     )

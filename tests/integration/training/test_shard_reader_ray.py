@@ -1,4 +1,4 @@
-"""ShardReader over a real Ray Data iterator: the tensors it caches are the dataset's rows, read once."""
+"""ShardReader over a real Ray Data iterator: the tensors it caches are the dataset's rows, once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The whole pipeline on real Ray, Delta and MLflow: champion first, then a challenger, lineage on every version."""
+"""The whole pipeline on real Ray, Delta and MLflow.
+
+Champion first, then a challenger; lineage on every version.
+"""
 
 from __future__ import annotations
 
@@ -127,7 +130,10 @@ def test_lineage_tags_are_present_and_correct(train_root: Settings, first_run: P
 
 
 def assert_code_version(tag: str) -> None:
-    """A commit of this repository (HEAD may have moved on since the run), or the package version outside git."""
+    """A commit of this repository (HEAD may have moved on since the run), or the package version.
+
+    The package version is what a run outside git records.
+    """
     current = code_version()
     if current.startswith("mlray-"):
         assert tag == current

@@ -1,4 +1,7 @@
-"""A failed validation (schema, null rate, drift) stops the run: nothing registered, the champion unchanged."""
+"""A failed validation (schema, null rate, drift) stops the run.
+
+Nothing is registered and the champion is unchanged.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def labels_with_prices(settings: Settings, out: Path, factor: float, every: int = 1) -> str:
-    """A Parquet copy of the impressions whose shown price is multiplied by ``factor`` on every ``every``-th row."""
+    """A Parquet copy of the impressions, the shown price times ``factor`` every ``every`` rows."""
     table = deltalake.DeltaTable(settings.table_uri("raw", "impressions")).to_pyarrow_table()
     hit = pa.array(np.arange(table.num_rows) % every == 0)
     price = pc.if_else(hit, pc.multiply(table.column("price"), factor), table.column("price"))

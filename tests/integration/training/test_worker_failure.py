@@ -1,4 +1,7 @@
-"""A training worker killed mid-run is replaced; training resumes from the last checkpoint and the job finishes."""
+"""A training worker killed mid-run is replaced.
+
+Training resumes from the last checkpoint and the job finishes.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Helpers shared by the training integration tests (imported by name: the test folders are not packages)."""
+"""Helpers shared by the training integration tests.
+
+Imported by name: the test folders are not packages.
+"""
 
 from __future__ import annotations
 

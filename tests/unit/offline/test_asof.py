@@ -58,7 +58,7 @@ def run(
     assert sorted(out["label_id"]) == sorted(
         lab.column("label_id").to_pylist()
     )  # each label exactly once
-    return dict(zip(out["label_id"], out["f"], strict=False))
+    return dict(zip(out["label_id"], out["f"], strict=True))
 
 
 def test_latest_row_at_or_before_label_time_inclusive():
@@ -155,7 +155,7 @@ def test_multi_key_entities():
     )
     spec = JoinSpec(("user_id", "item_id"), "t", "event_time", ("f",))
     out = asof_join(lab, fea, spec).to_pydict()
-    assert dict(zip(out["label_id"], out["f"], strict=False)) == {1: 10.0, 2: 20.0}
+    assert dict(zip(out["label_id"], out["f"], strict=True)) == {1: 10.0, 2: 20.0}
 
 
 # -- property test against brute force ------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_rows_round_trip_typed(names):
     for j, blob in enumerate(blobs):
         got = codec.decode(blob)
         assert got[:2] == (et[j], et[j] + 1)
-        assert all(same(g, e) for g, e in zip(got[2:], expected[j].values(), strict=False)), (
+        assert all(same(g, e) for g, e in zip(got[2:], expected[j].values(), strict=True)), (
             got,
             expected[j],
         )
@@ -102,7 +102,7 @@ def test_rows_round_trip_typed(names):
     assert all(
         same(a, b)
         for x, y in zip(many, map(codec.decode, blobs), strict=False)
-        for a, b in zip(x, y, strict=False)
+        for a, b in zip(x, y, strict=True)
     )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from mlray.registry.champion import CHALLENGER, CHAMPION, decide
-from mlray.registry.champion import PromotionConfig
+from mlray.registry.champion import CHALLENGER, CHAMPION, PromotionConfig, decide
 
 AUC = PromotionConfig(metric="auc", margin=0.01)
 

@@ -1,4 +1,4 @@
-"""ShardReader: the first epoch streams (and caches what fits), later epochs shuffle the cached shard."""
+"""ShardReader: the first epoch streams (caching what fits), later ones shuffle the cached shard."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ ROW_BYTES = (FEATURES + 1) * 4  # float32 x row plus its float32 label
 
 
 class Source:
-    """A shard stand-in with Ray Data's ``iter_torch_batches`` signature; rows are 0..n-1 (``y`` = row id)."""
+    """A shard stand-in with Ray Data's ``iter_torch_batches`` signature.
+
+    Rows are 0..n-1 (``y`` = row id).
+    """
 
     def __init__(self, rows: int = ROWS) -> None:
         ids = torch.arange(rows, dtype=torch.float32)

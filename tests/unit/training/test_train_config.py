@@ -1,4 +1,4 @@
-"""The typed training config: defaults, YAML loading, and errors that name the file and the field."""
+"""The typed training config: defaults, YAML loading, errors that name the file and the field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The per-block profile and the checks built from it (the parts of validation that need no cluster)."""
+"""The per-block profile and the checks built from it (validation's parts that need no cluster)."""
 
 from __future__ import annotations
 
