@@ -1,16 +1,19 @@
 """Serving under open-loop HTTP load: the full app against a no-op app, in two Serve modes.
 
     python benchmarks/serve_load.py [--rates 50,100,200,400] [--seconds 20] [--quick]
-                                    [--data-root DIR] [--modes default,lean] [--profile DIR]
+        [--modes default,lean] [--data-root DIR] [--max-others CORES] [--profile DIR]
+        [--full-args JSON]
 
 Requests leave at fixed times (``rate`` per second, whatever the answers do)
 from an aiohttp client on 127.0.0.1 with keep-alive connections, and each
 latency is counted from the time the request was due, not from when it was
 sent, so a stalled server cannot hide its queue (no coordinated omission).
-Bodies vary: users 0..149, items 0..39, three devices, random prices.
+Bodies vary: users 0..149, items 0..39, three devices, random prices. A
+request that fails or takes over 10 s is an error.
 
 Two apps, deployed one after the other with the same Serve settings (one
-ingress replica, ``max_ongoing_requests`` 64):
+ingress replica, ``max_ongoing_requests`` 64), each warmed up with 2 s at
+50 req/s first:
 
 - ``noop``: the same FastAPI ingress (``build_http_app``: body limit, the
   request models built from the champion's features, request ids, a
@@ -29,11 +32,20 @@ materialized in the embedded Redis, champion v1 and challenger v2 trained with
 one epoch) is built once per invocation in a temp dir, or reused from
 ``--data-root``.
 
+Beside the latencies, each rate records the cores used by this run's own
+processes and by everything else on the machine (other work moves every
+figure; ``--max-others`` waits for a quiet machine before each app), the CPU
+ms per request of each process (ingress, proxy, logger, Redis, Ray), and the
+seconds of the run in which some answer took over 50 ms (a rhythm points at
+a periodic stall). ``--profile DIR`` records py-spy profiles of the replicas
+and the proxy; ``--full-args`` overrides the full app's args for experiments.
+
 Targets (2 cores): full-app p99 within 3 ms of the no-op app's at every rate
 the no-op app holds (held: p99 < 20 ms, no error, >= 95% of the offered
 rate); the full app's highest held rate >= 0.9x the no-op app's; lean mode
 full-app p99 < 20 ms at 200 req/s; zero errors; zero lost log rows. Results:
-``benchmarks/results/serve_load.json`` (``serve_load_quick.json`` with ``--quick``).
+``benchmarks/results/serve_load.json`` for the standard run,
+``serve_load_quick.json`` (``--quick``) or ``serve_load_custom.json`` otherwise.
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ MARKER = "serve_load_setup.json"
 P99_LIMIT_MS = 20.0
 P99_MARGIN_MS = 3.0
 HELD_FRACTION = 0.95  # of the offered rate
+SLOW_S = 0.05  # answers slower than this are listed by second of the run (stalls show as a rhythm)
 USERS, ITEMS, DEVICES = 150, 40, ("mobile", "desktop", "tablet")
 MODES: dict[str, dict[str, str]] = {
     "default": {},
@@ -233,6 +246,7 @@ async def drive(
     lags: list[float] = []
     ok_ids: list[str] = []
     errors: Counter[str] = Counter()
+    slow: dict[int, float] = {}  # second of the run -> its slowest answer (ms), if over SLOW_S
     last = [0.0]
 
     async def one(i: int, due: float) -> None:
@@ -251,6 +265,9 @@ async def drive(
             errors[f"HTTP {status}"] += 1
             return
         lat.append(done - due)
+        if done - due > SLOW_S:
+            second = int(due - start)
+            slow[second] = max(slow.get(second, 0.0), round((done - due) * 1e3, 1))
         ok_ids.append(rid)
         last[0] = max(last[0], done)
 
@@ -278,6 +295,7 @@ async def drive(
         "client_cpu_s": time.process_time() - cpu0,
         "cores_mine_others": watch.cores(),
         "cpu_ms_per_request": watch.by_process(per=n),
+        "slow_seconds": dict(sorted(slow.items())),
         "ok_ids": ok_ids,
     }
 
@@ -462,7 +480,8 @@ async def load_app(url: str, opts: argparse.Namespace, tag: str, profile: str) -
             print(
                 f"  {tag}: {rate:g} req/s: p99 {p99 and round(p99, 1)} ms, errors "
                 f"{got['error_kinds'] or 0}, cores mine/others "
-                f"{'/'.join(f'{c:.2f}' for c in got['cores_mine_others'])}",
+                f"{'/'.join(f'{c:.2f}' for c in got['cores_mine_others'])}, slow seconds "
+                f"{got['slow_seconds'] or '-'}",
                 flush=True,
             )
     return runs
@@ -477,11 +496,13 @@ def count_logged(settings: Any, table: str, ok_ids: list[str], token: str) -> di
         columns=["request_id"]
     )["request_id"]
     mine = ids.filter(pc.starts_with(ids, f"{token}-")).to_pylist()
+    lost = sorted(set(ok_ids) - set(mine))
     return {
         "answered_200": len(ok_ids),
-        "logged": len(mine),
-        "lost": len(set(ok_ids) - set(mine)),
+        "logged": len(mine),  # may exceed answered_200: requests the client gave up on
+        "lost": len(lost),
         "duplicates": len(mine) - len(set(mine)),
+        "lost_sample": lost[:20],
     }
 
 
@@ -528,6 +549,7 @@ def run_mode(mode: str, root: Path, opts: argparse.Namespace) -> dict[str, Any]:
         "model_name": MODEL,
         "log": {"table": table},
         "settings": {"data_root": str(root), "project": PROJECT, "num_buckets": 4},
+        **json.loads(opts.full_args or "{}"),
     }
     settings = serving_settings(parse_args(full_args))  # starts the embedded Redis once
     EXTRA_PIDS.append(EmbeddedRedis(embedded_dir(bench_settings(root))).pid or 0)
@@ -699,6 +721,8 @@ def child(kind: str, root: Path, opts: argparse.Namespace, out: Path | None = No
         cmd += ["--child-out", str(out)]
     if opts.profile:
         cmd += ["--profile", opts.profile]
+    if opts.full_args:
+        cmd += ["--full-args", opts.full_args]
     if opts.max_others is not None:
         cmd += ["--max-others", str(opts.max_others)]
     subprocess.run(cmd, env=env, check=True)
@@ -721,6 +745,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="before each app, wait (up to 15 min) until other processes use under this many cores",
     )
+    ap.add_argument(
+        "--full-args", help="JSON merged into the full app's args, e.g. '{\"shadow\": null}'"
+    )
     ap.add_argument("--profile", help="write py-spy speedscope profiles of each rate here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -742,7 +769,8 @@ def result_name(opts: argparse.Namespace) -> str:
     if opts.quick:
         return "serve_load_quick"
     standard = opts.rates == [50, 100, 200, 400] and opts.seconds == 20 and len(opts.modes) == 2
-    return "serve_load" if standard and not opts.profile else "serve_load_custom"
+    custom = opts.profile or opts.full_args
+    return "serve_load" if standard and not custom else "serve_load_custom"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -755,6 +783,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(opts.child_out).write_text(json.dumps(run_mode(opts.child, root, opts)))
         return
     payload: dict[str, Any] = {
+        "full_args": opts.full_args,
         "uptime_start": uptime(),
         "rates": opts.rates,
         "seconds": opts.seconds,

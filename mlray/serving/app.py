@@ -74,11 +74,16 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
         ConfigError: invalid args or settings.
         NotFoundError: no champion to serve yet.
     """
-    from mlray.serving.deployments import Ingress, ModelDeployment, PredictionLogger
-
     a = parse_args(args)
     settings = serving_settings(a)
     check_champion(a, settings)
+    return compose(a, settings)
+
+
+def compose(a: ServeArgs, settings: Settings) -> Application:
+    """Bind the deployments: ingress -> (model deployment) and the prediction logger."""
+    from mlray.serving.deployments import Ingress, ModelDeployment, PredictionLogger
+
     # @serve.deployment turns each class into a Deployment (with .options), but mypy keeps a
     # decorated class's own type, hence the attr-defined ignores below.
     logger = PredictionLogger.options(  # type: ignore[attr-defined]
@@ -92,6 +97,8 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
         ).bind(a, settings)
     replicas: Any = a.ingress_replicas
     ingress = Ingress.options(  # type: ignore[attr-defined]
-        num_replicas=replicas, max_ongoing_requests=a.max_ongoing_requests
+        num_replicas=replicas,
+        max_ongoing_requests=a.max_ongoing_requests,
+        ray_actor_options={"num_cpus": a.ingress_cpus},
     )
     return ingress.bind(a, settings, logger, model)

@@ -161,7 +161,13 @@ def _healthy_since(load: Load, t: float) -> bool:
 def test_the_model_deployment_shape_scores_like_the_inprocess_one(served: Served) -> None:
     from ray import serve
 
-    url = deploy(served, name="gpu-shape", shape="model_deployment", shadow=None)
+    url = deploy(
+        served,
+        name="gpu-shape",
+        shape="model_deployment",
+        shadow=None,
+        model_deployment={"num_cpus": 0.25},
+    )
     try:
         inproc = deploy(served, name="cpu-shape", shadow=None)
         bodies = [{**BODY, "entities": {"user_id": u, "item_id": 7}} for u in range(5)]

@@ -78,3 +78,29 @@ def test_given_args_are_kept_and_a_parsed_object_passes_through() -> None:
     assert args.log.replica_batch_rows == 64  # the rest of the section keeps its defaults
     assert args.settings == {"data_root": "/d"}
     assert parse_args(args) is args
+
+
+def test_the_cpu_reservations_reach_the_deployments(tmp_path) -> None:
+    """ingress_cpus, logger_cpus and model_deployment.num_cpus/num_gpus become ray_actor_options."""
+    from mlray.config import load_settings
+    from mlray.serving.app import compose
+
+    args = parse_args(
+        {
+            "ingress_cpus": 0.25,
+            "logger_cpus": 0.1,
+            "shape": "model_deployment",
+            "model_deployment": {"num_cpus": 0.5, "num_gpus": 1},
+        }
+    )
+    app = compose(args, load_settings(config_file=None, data_root=str(tmp_path)))
+    ingress = app._bound_deployment
+    options = {ingress.name: ingress.ray_actor_options}
+    for arg in ingress.init_args:
+        bound = getattr(arg, "_bound_deployment", None)
+        if bound is not None:
+            options[bound.name] = bound.ray_actor_options
+    assert options["Ingress"]["num_cpus"] == 0.25
+    assert options["PredictionLogger"]["num_cpus"] == 0.1
+    assert options["ModelDeployment"]["num_cpus"] == 0.5
+    assert options["ModelDeployment"]["num_gpus"] == 1.0
