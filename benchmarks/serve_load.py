@@ -164,7 +164,7 @@ class NoopService:
         ]
         return answers, None
 
-    def complete(self, pending: Any) -> None:
+    async def complete(self, pending: Any) -> None:
         return None
 
 

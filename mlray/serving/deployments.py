@@ -98,6 +98,12 @@ class Ingress:
         self.models.accept = self._accepts
         self._accepted_refs = set(self.service.refs())
         self._poller = asyncio.get_running_loop().create_task(_keep_current(self.models))
+        self._metrics_task = asyncio.get_running_loop().create_task(self._flush_metrics())
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.flush()
 
     def _accepts(self, spec: Any) -> str | None:
         """A new version must read features the request schema can feed (else keep the old one)."""
@@ -155,6 +161,8 @@ class Ingress:
         so the last rows go straight to the table: one more commit per replica.
         """
         self._poller.cancel()
+        self._metrics_task.cancel()
+        self.metrics.flush()
         writer = DeltaLogWriter(
             log_uri(self.settings, self.args.log), self.settings.storage_options
         )

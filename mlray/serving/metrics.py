@@ -6,6 +6,8 @@ so the service code never checks where it runs.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 LATENCY_MS = [0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 100, 250, 1000]
@@ -76,6 +78,17 @@ class ServingMetrics:
             "Prediction log rows waiting in a buffer, by stage (replica, committer).",
             tag_keys=("stage",),
         )
+        self._missing: Counter[str] = Counter()
+
+    def count_missing(self, refs: Iterable[str]) -> None:
+        """Count features served with their default; sent to Ray by :meth:`flush`."""
+        self._missing.update(refs)
+
+    def flush(self) -> None:
+        """Send the counts gathered since the last flush (one call per feature, not per request)."""
+        counts, self._missing = self._missing, Counter()
+        for ref, n in counts.items():
+            self.missing.inc(n, {"feature": ref})
 
 
 class LoggerMetrics:

@@ -176,14 +176,18 @@ class PredictionService:
                 degraded[i] = is_default
         self.metrics.feature_ms.observe((time.perf_counter() - started) * 1e3)
         for m in missing:
-            for ref in m:
-                self.metrics.missing.inc(1, {"feature": ref})
+            if m:
+                self.metrics.count_missing(m)
         if any(degraded):
             self.metrics.degraded.inc(sum(degraded))
         return rows, event_us, missing, degraded
 
-    def complete(self, pending: Pending) -> None:
-        """After the response: score the shadow, complete the log rows and queue them."""
+    async def complete(self, pending: Pending) -> None:
+        """After the response: score the shadow, complete the log rows and queue them.
+
+        A coroutine on purpose: Starlette runs it on the replica's event loop
+        (a plain function would go to a worker thread, racing the log buffer).
+        """
         shadow_scores: list[float | None] = [None] * len(pending.predictions)
         shadow = pending.shadow
         if shadow is not None:
