@@ -21,6 +21,7 @@ import ray.data
 from mlray.config import Settings
 from mlray.errors import ValidationFailed
 from mlray.features.feature_view import Field
+from mlray.features.kinds import categorical_columns
 from mlray.features.repository import FeatureRepository
 from mlray.features.times import epoch_us
 from mlray.offline import inputs
@@ -118,13 +119,7 @@ def build_training_set(
         )
     fields = dict(plan.fields)
     forced = {r.replace(":", "__", 1) for r in cfg.categorical}
-    categorical = [
-        c
-        for c in fields
-        if c in forced
-        or pa.types.is_string(fields[c].dtype)
-        or pa.types.is_large_string(fields[c].dtype)
-    ]
+    categorical = categorical_columns({c: f.dtype for c, f in fields.items()}, forced)
     numeric = [c for c in fields if c not in categorical]
     lineage = {
         "views": {v: m["version"] for v, m in ts.metadata["views"].items()},

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from mlray.features.feature_view import Field
+from mlray.features.kinds import categorical_columns
 from mlray.validation.config import ValidationConfig
 from mlray.validation.psi import (
     Distribution,
@@ -212,13 +213,7 @@ def validate_training_set(
         The report (``report.passed`` says whether training may go on) and this
         training set's own reference distributions.
     """
-    cats = [
-        c
-        for c in fields
-        if c in set(categorical)
-        or pa.types.is_string(fields[c].dtype)
-        or pa.types.is_large_string(fields[c].dtype)
-    ]
+    cats = categorical_columns({c: f.dtype for c, f in fields.items()}, categorical)
     nums = [c for c in fields if c not in cats]
     schema = derive_schema(fields, label, label_time)
     total = ds.count()
