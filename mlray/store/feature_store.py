@@ -91,22 +91,7 @@ class FeatureStore:
     ) -> TrainingSet:
         """Point-in-time correct features for every label row (planned, then joined).
 
-        Args:
-            labels: Ray Dataset, pandas or Arrow with the entity keys of every
-                view named and a tz-aware ``label_time`` column (plus the
-                request fields of any request-time feature asked for).
-            features: ``["view:feature", ...]`` (request-time refs too) or a feature service.
-            label_time: the label rows' time column (the request time of request-time features).
-            versions: pin views to Delta table versions (default: latest).
-            full_feature_names: name output columns ``view__feature`` (else ``feature``).
-            include_feature_times: add ``view__event_time``, the chosen row's time.
-
-        Returns:
-            A :class:`TrainingSet`; its metadata records each view's table version.
-
-        Raises:
-            NotFoundError: an unknown feature/view or missing table/version.
-            SchemaError: labels lack a key, time or request column, or have naive times.
+        Arguments, result and errors: :func:`mlray.offline.training_set.get_training_data`.
         """
         return get_training_data(
             self.settings,
