@@ -2,7 +2,7 @@
 
 Torch-free: a Serve replica downloads the champion with this module and loads
 ``model.onnx`` through :func:`mlray.runtimes.load_runtime`; only the training
-pipeline reads ``state_dict.pt`` (with torch, in :mod:`mlray.pipeline`).
+pipeline reads ``state_dict.pt`` (with torch, in :mod:`mlray.pipeline.stages`).
 """
 
 from __future__ import annotations
