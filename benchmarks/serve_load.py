@@ -155,7 +155,7 @@ class NoopService:
 
     models = _NoopModels()
 
-    async def predict(self, requests: Any, route: str, ids: Any, t0: float) -> tuple[list, None]:
+    async def predict(self, requests: Any, route: str, ids: Any, t0s: Any) -> tuple[list, None]:
         from mlray.serving.schemas import Prediction
 
         answers = [

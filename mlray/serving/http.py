@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlray.errors import MlrayError
+from mlray.serving.coalesce import Coalescer, after
 from mlray.serving.schemas import (
     BatchPrediction,
     ErrorBody,
@@ -121,15 +122,8 @@ def build_http_app(
             status_code=500,
         )
 
-    async def run(
-        bodies: list[Any], route: str, header: str | None, tasks: BackgroundTasks
-    ) -> list[Prediction]:
-        t0 = time.perf_counter()
-        parsed = [ParsedRequest(*split_request(b)) for b in bodies]
-        ids = request_ids(header, len(parsed))
-        predictions, pending = await service.predict(parsed, route, ids, t0)
-        tasks.add_task(service.complete, pending)
-        return predictions
+    # Concurrent /predict calls are scored together (see mlray.serving.coalesce).
+    singles = Coalescer(service, "/predict", max_rows=max_batch)
 
     # What a scoring route may answer besides 200 and FastAPI's 422.
     errors: dict[int | str, dict[str, Any]] = {
@@ -145,7 +139,11 @@ def build_http_app(
         x_request_id: str | None = Header(None, max_length=128),
     ) -> Prediction:
         """Score one request with the champion (the shadow scores it after the response)."""
-        return (await run([body], "/predict", x_request_id, tasks))[0]
+        t0 = time.perf_counter()
+        request = ParsedRequest(*split_request(body))
+        prediction, completion = await singles.predict(request, request_ids(x_request_id, 1)[0], t0)
+        tasks.add_task(after, completion)
+        return prediction
 
     @app.post(
         "/predict/batch",
@@ -173,9 +171,12 @@ def build_http_app(
                 {"detail": f"A batch holds at most {max_batch} requests, got {got}."},
                 status_code=413,
             )
-        return BatchPrediction(
-            predictions=await run(requests, "/predict/batch", x_request_id, tasks)
-        )
+        t0 = time.perf_counter()
+        parsed = [ParsedRequest(*split_request(b)) for b in requests]
+        ids = request_ids(x_request_id, len(parsed))
+        predictions, pending = await service.predict(parsed, "/predict/batch", ids, [t0] * len(ids))
+        tasks.add_task(service.complete, pending)
+        return BatchPrediction(predictions=predictions)
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
     async def healthz() -> Any:

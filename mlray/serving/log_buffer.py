@@ -29,7 +29,7 @@ class RowBuffer:
         interval_s: hand off at least this often while rows wait.
         max_rows: rows kept while the sink fails; beyond, the oldest are dropped.
         name: for logs and metrics.
-        on_depth: called with the number of waiting rows after each change (a gauge).
+        on_depth: called with the number of waiting rows after each flush (a gauge).
     """
 
     def __init__(
@@ -61,8 +61,7 @@ class RowBuffer:
     def add(self, rows: Sequence[LogRow]) -> None:
         """Queue rows; a full batch is handed off right away (in the background)."""
         self.start()
-        self.rows.extend(rows)
-        self._depth()
+        self.rows.extend(rows)  # the depth gauge is set at each flush, not per request
         if len(self.rows) >= self.batch_rows:
             asyncio.get_running_loop().create_task(self.flush())
 

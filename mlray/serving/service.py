@@ -57,7 +57,7 @@ class Pending:
     x: np.ndarray | None
     champion_spec_names: list[str]
     shadow: ModelSlot | None
-    latency_ms: float
+    latency_ms: list[float]
 
 
 class PredictionService:
@@ -105,9 +105,15 @@ class PredictionService:
         return champion
 
     async def predict(
-        self, requests: Sequence[ParsedRequest], route: str, request_ids: Sequence[str], t0: float
+        self,
+        requests: Sequence[ParsedRequest],
+        route: str,
+        request_ids: Sequence[str],
+        t0s: Sequence[float],
     ) -> tuple[list[Prediction], Pending]:
         """Score ``requests`` with the champion; returns the answers and the work left for later.
+
+        ``t0s``: when each request came in (``time.perf_counter``), for its latency.
 
         Raises:
             BackendUnavailable: the store is down under the ``fail`` policy, or no model is loaded.
@@ -135,10 +141,12 @@ class PredictionService:
             )
             for s, rid, m, d in zip(scores, request_ids, missing, degraded, strict=True)
         ]
-        latency = (time.perf_counter() - t0) * 1e3
+        done = time.perf_counter()
+        latency = [(done - t0) * 1e3 for t0 in t0s]
         self.served += len(predictions)
         self.metrics.served.inc(len(predictions))
-        self.metrics.request_ms.observe(latency, {"route": route})
+        for ms in latency:
+            self.metrics.request_ms.observe(ms, {"route": route})
         pending = Pending(
             route,
             list(requests),
@@ -217,19 +225,20 @@ class PredictionService:
                 missing_features=p.missing_features,
                 score=p.score,
                 model_version=p.model_version,
-                latency_ms=pending.latency_ms,
+                latency_ms=ms,
                 degraded=p.degraded,
                 shadow_score=s,
                 shadow_version=shadow.version if shadow is not None else None,
                 logged_at_us=now_us,
             )
-            for p, req, feats, ev, t_us, s in zip(
+            for p, req, feats, ev, t_us, s, ms in zip(
                 pending.predictions,
                 pending.requests,
                 pending.feature_rows,
                 pending.event_us,
                 pending.request_us,
                 shadow_scores,
+                pending.latency_ms,
                 strict=True,
             )
         ]
