@@ -50,6 +50,7 @@ class RowBuffer:
         self.failures = 0
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[int]] = set()
         self._closed = False
 
     def start(self) -> None:
@@ -63,7 +64,14 @@ class RowBuffer:
         self.start()
         self.rows.extend(rows)  # the depth gauge is set at each flush, not per request
         if len(self.rows) >= self.batch_rows:
-            asyncio.get_running_loop().create_task(self.flush())
+            self._flush_soon()
+
+    def _flush_soon(self) -> asyncio.Task[int]:
+        """A flush in a task of its own, tracked so that :meth:`close` can wait for it."""
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
 
     async def flush(self) -> int:
         """Hand off everything waiting now; returns the rows handed off (0 on failure)."""
@@ -75,6 +83,9 @@ class RowBuffer:
             batch, self.rows = self.rows, []
             try:
                 await self.sink(batch)
+            except asyncio.CancelledError:  # close() gave up waiting: the rows stay for its flush
+                self.rows = batch + self.rows
+                raise
             except Exception as e:  # noqa: BLE001 - keep the rows and retry at the next flush
                 self.failures += 1
                 self.rows = batch + self.rows
@@ -89,12 +100,23 @@ class RowBuffer:
             self._depth()
             return len(batch)
 
-    async def close(self) -> int:
-        """Stop the periodic flush and hand off what is left; returns the rows still held."""
+    async def close(self, grace_s: float = 5.0) -> int:
+        """Stop the periodic flush and hand off what is left; returns the rows still held.
+
+        A hand-off already under way gets ``grace_s`` to finish (its sink may be
+        gone: a committer deleted first never answers); then it is cancelled, its
+        rows go back to the buffer, and the last flush hands everything to the
+        sink set now.
+        """
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._inflight:
+            _, stuck = await asyncio.wait(set(self._inflight), timeout=grace_s)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
         await self.flush()
         return len(self.rows)
 
@@ -102,7 +124,8 @@ class RowBuffer:
         while True:
             await asyncio.sleep(self.interval_s)
             try:
-                await self.flush()
+                # Shielded: cancelling this loop (close) must not cancel a hand-off midway.
+                await asyncio.shield(self._flush_soon())
             except Exception:  # noqa: BLE001 - the loop must survive anything a flush raises
                 log.exception("%s: periodic flush failed", self.name)
 

@@ -168,3 +168,52 @@ def test_an_empty_flush_does_not_call_the_sink() -> None:
         assert sink.failing == 1 and buf.failures == 0
 
     asyncio.run(main())
+
+
+class Gone:
+    """A committer that was deleted first: a hand-off to it never answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, batch: list[LogRow]) -> None:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+def test_close_gives_a_stuck_hand_off_its_grace_then_the_new_sink_gets_every_row_once() -> None:
+    async def main() -> None:
+        gone = Gone()
+        buf = buffer(gone, batch_rows=2, max_rows=1_000)  # type: ignore[arg-type]
+        buf.add(rows(0, 1))  # a full batch: its hand-off starts and hangs
+        await settle()
+        buf.add(rows(2))
+        assert gone.calls == 1
+        direct = Sink()
+        buf.sink = direct
+        assert await buf.close(grace_s=0.05) == 0
+        assert direct.batches == [[0, 1, 2]]
+        assert buf.stats() == {"pending": 0, "handed_off": 3, "dropped": 0, "failures": 0}
+
+    asyncio.run(main())
+
+
+def test_close_waits_for_a_hand_off_that_answers_within_the_grace() -> None:
+    async def main() -> None:
+        sink = Sink()
+        slow_done = asyncio.Event()
+
+        async def slow(batch: list[LogRow]) -> None:
+            await asyncio.sleep(0.05)
+            await sink(batch)
+            slow_done.set()
+
+        buf = buffer(slow, batch_rows=2, max_rows=1_000)  # type: ignore[arg-type]
+        buf.add(rows(0, 1))
+        await settle()
+        buf.add(rows(2))
+        buf.sink = sink
+        assert await buf.close(grace_s=5.0) == 0
+        assert slow_done.is_set() and sink.batches == [[0, 1], [2]]  # no row twice
+
+    asyncio.run(main())
