@@ -1,6 +1,10 @@
 """Compute feature views for a window.
 
-Run: ``ray job submit -- python jobs/build_features.py --start ... --end ...``.
+Run (``data_root`` absolute or a URI: the job runs in an uploaded copy of ``.``)::
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . \\
+        --runtime-env-json '{"env_vars": {"MLRAY_DATA_ROOT": "'$PWD'/mlray-data"}}' \\
+        -- python jobs/build_features.py --start ... --end ...
 """
 
 from __future__ import annotations

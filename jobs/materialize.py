@@ -1,8 +1,13 @@
 """Materialize features to the online store.
 
-Run: ``ray job submit -- python jobs/materialize.py [--end ...]``. Without
-``--end`` the as-of time is now; ``--incremental`` only recomputes entities
-that changed since each view's last run.
+Run (``data_root`` absolute or a URI: the job runs in an uploaded copy of ``.``)::
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . \\
+        --runtime-env-json '{"env_vars": {"MLRAY_DATA_ROOT": "'$PWD'/mlray-data"}}' \\
+        -- python jobs/materialize.py [--end ...] [--incremental]
+
+Without ``--end`` the as-of time is now; ``--incremental`` only recomputes
+entities that changed since each view's last run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The shadow report as a job: ``ray job submit -- python jobs/shadow_report.py [--start ...]``.
+"""The shadow report as a job (``data_root`` absolute or a URI: it runs in an uploaded copy)::
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . \\
+        --runtime-env-json '{"env_vars": {"MLRAY_DATA_ROOT": "'$PWD'/mlray-data"}}' \\
+        -- python jobs/shadow_report.py [--start ...]
 
 Reads the prediction log, writes ``report.json`` and ``report.html`` and logs
 them to MLflow (experiment ``mlray-monitoring``); see ``mlray shadow-report``.
@@ -51,4 +55,4 @@ def main(settings: Settings, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run_job(__doc__ or "", add_args, main)
+    run_job(__doc__ or "", add_args, main, uses_ray=False)  # deltalake and pyarrow only

@@ -1,7 +1,9 @@
 """The ``mlray`` command: every stage's sub-commands, registered the same way.
 
 Each module in :data:`mlray.commands.STAGES` has ``register(app, groups)``;
-errors from mlray are printed as one red line and exit with status 2
+every command's failure (an mlray error, also from inside a Ray task, or any
+other exception) is printed as one red line, its traceback written to a log
+file whose path is printed, and exits with status 2
 (:func:`mlray.cli_support.handle_errors`).
 """
 

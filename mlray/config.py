@@ -37,6 +37,9 @@ class RayConfig(BaseModel):
     )
     num_cpus: int | None = Field(None, ge=1, description="CPUs for a local cluster.")
     object_store_memory: int | None = Field(None, ge=78_643_200)
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to reach ray.address before BackendUnavailable."
+    )
 
 
 # Online store backends a config may name in ``redis.type`` (mlray.online.factory opens them).
@@ -191,7 +194,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     except ValidationError as e:
         src = f" (from {path} and MLRAY_* environment)" if path else " (from MLRAY_* environment)"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}{_env_name(err['loc'])}: {err['msg']}"
+            for err in e.errors()
         )
         raise ConfigError(f"Invalid settings{src}: {problems}") from e
     finally:
@@ -202,6 +206,12 @@ class _EnvSource(PydanticBaseSettingsSource):
     """``MLRAY_*`` variables: ``__`` nests, ``MLRAY_REDIS_URL`` means ``redis.url``.
 
     A value that starts with ``{`` or ``[`` is read as YAML (a mapping or list).
+    Shallower variables are applied first, so ``MLRAY_REDIS__URL`` overrides the
+    ``url`` of a ``MLRAY_REDIS`` mapping whatever the order of the environment.
+
+    Raises:
+        ConfigError: a value does not parse as YAML, or a variable nests under
+            one that holds a plain value; the message names the variables.
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -209,18 +219,59 @@ class _EnvSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key, value in os.environ.items():
-            if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
-                continue
-            name = key[len(ENV_PREFIX) :].lower()
-            if name == "redis_url":
-                name = "redis__url"
-            *parents, leaf = name.split("__")
+        set_by: dict[tuple[str, ...], str] = {}  # path -> the variable that set it
+        for path, key, value in sorted(_env_variables(), key=lambda v: (len(v[0]), v[1])):
+            *parents, leaf = path
             node = out
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = yaml.safe_load(value) if value.strip().startswith(("{", "[")) else value
+            for i, p in enumerate(parents):
+                child = node.setdefault(p, {})
+                if not isinstance(child, dict):
+                    owner = set_by[tuple(parents[: i + 1])]
+                    raise ConfigError(
+                        f"Environment variable {key} sets a key inside {owner}, which holds "
+                        f"{child!r} (not a mapping); unset one of them."
+                    )
+                node = child
+            node[leaf] = value
+            set_by[tuple(path)] = key
         return out
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    """`` (from MLRAY_X__Y)`` when an ``MLRAY_*`` variable set the field at ``loc``, else ``""``."""
+    path = [str(p).lower() for p in loc]
+    for found, key, _ in _env_variables(parse=False):
+        if found == path[: len(found)]:
+            return f" (from {key})"
+    return ""
+
+
+def _env_variables(parse: bool = True) -> list[tuple[list[str], str, Any]]:
+    """``(path, variable, value)`` of every ``MLRAY_*`` setting (values parsed if ``parse``)."""
+    found = []
+    for key, raw in os.environ.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name == "redis_url":
+            name = "redis__url"
+        found.append((name.split("__"), key, _env_value(key, raw) if parse else raw))
+    return found
+
+
+def _env_value(key: str, raw: str) -> Any:
+    if not raw.strip().startswith(("{", "[")):
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(
+            f"Environment variable {key}={raw!r} starts with '{raw.strip()[0]}', so it is read "
+            f"as YAML, and it does not parse ({problem}). Write a complete YAML mapping or "
+            "list, e.g. MLRAY_REDIS='{url: redis://localhost:6379, timeout_s: 1}', or set "
+            "single keys with __, e.g. MLRAY_REDIS__URL=redis://localhost:6379."
+        ) from e
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -10,7 +10,6 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from mlray.config import Settings, load_settings
 from mlray.demo.generate import GenerateSummary, generate_clickstream
+from mlray.demo.window import demo_window
 from mlray.ray_session import ensure_ray, set_verbose
 from mlray.store import FeatureStore
 
@@ -76,14 +76,14 @@ class Run:
 def generate(settings: Settings) -> tuple[GenerateSummary, str]:
     # The stream ends at the current hour, so the online store's TTLs (real expiry
     # times) hold its values.
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start, days = demo_window(days=DEMO["days"])
     s = generate_clickstream(
         settings.raw_root,
         users=DEMO["users"],
         items=DEMO["items"],
-        days=DEMO["days"],
+        days=days,
         seed=DEMO["seed"],
-        start=end - timedelta(days=DEMO["days"]),
+        start=start,
         storage_options=settings.storage_options or None,
     )
     return (
@@ -162,7 +162,7 @@ def train(settings: Settings, run_no: int) -> tuple[Any, str]:
     r = run_pipeline(settings, cfg, echo=lambda line: console.print(f"  [dim]{line}[/]"))
     console.print(f"  decision: {r.reason}")
     return r, (
-        f"{r.model_name} v{r.version} → {r.alias}, test AUC {r.metrics['auc']:.4f}"
+        f"{r.model_name} v{r.version} → {r.alias}, test AUC {r.metrics['test_auc']:.4f}"
         f"{', files ' + ', '.join(r.exported) if r.exported else ''}"
     )
 

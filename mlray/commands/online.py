@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from mlray.cli_support import (
     settings_from,
 )
 
+if TYPE_CHECKING:
+    from mlray.store.materialize import MaterializeResult
+
 
 def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     """Add the online store's commands to the ``mlray`` app."""
@@ -29,15 +32,28 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         end: str = typer.Option(None, help="As-of time, e.g. 2026-01-11T00:00:00Z (default: now)."),
         view: list[str] = typer.Option(None, help="Only these views (repeatable)."),
         incremental: bool = typer.Option(False, help="Only entities changed since the last run."),
+        max_ahead_hours: float = typer.Option(
+            24.0,
+            min=0,
+            help="Refuse an END more than this many hours past now (it would move the "
+            "incremental watermark there).",
+        ),
         config: Path = ConfigOpt,
     ) -> None:
         """Write the latest feature values as of END to the online store (Redis)."""
         from mlray.store import FeatureStore
+        from mlray.store.materialize import materialize
 
         fs = FeatureStore(settings_from(config))
         end_time = parse_time(end, "end") if end else datetime.now(UTC)
-        run = fs.materialize_incremental if incremental else fs.materialize
-        results = run(end_time, view or None)
+        results = materialize(
+            fs.settings,
+            fs.repo,
+            end_time,
+            view or None,
+            incremental=incremental,
+            max_ahead=timedelta(hours=max_ahead_hours),
+        )
         since = results[0].since if results else None
         print_rows(
             f"materialized as of {end_time.isoformat()}"
@@ -57,6 +73,10 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
                 for r in results
             ],
         )
+        for r in results:
+            note = expired_note(r, fs.repo.view(r.view).ttl)
+            if note:
+                typer.echo(note)
 
     @groups["features"].command("get")
     @handle_errors
@@ -80,6 +100,8 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
             f"online features for {', '.join(f'{k}={v}' for k, v in row.items())}",
             feature_table(res),
         )
+        for line in missing_notes(fs, res, when):
+            typer.echo(line)
 
 
 def feature_table(res: Any) -> list[dict[str, Any]]:
@@ -102,3 +124,65 @@ def feature_table(res: Any) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def expired_note(result: MaterializeResult, ttl: timedelta | None) -> str | None:
+    """Why nothing of a view was written and what to do, when every picked row had expired."""
+    if not result.all_expired or ttl is None:
+        return None
+    newest = result.newest_chosen_event_time
+    when = (
+        f" (newest event {newest.isoformat()}, expired at {(newest + ttl).isoformat()})"
+        if newest is not None
+        else ""
+    )
+    return (
+        f"{result.view}: all {result.entities} rows picked as of {result.end_time.isoformat()} "
+        f"were already past the view's TTL of {ttl} by the wall clock{when}, so none was "
+        "written. The online store expires values at event_time + ttl on the real clock, "
+        "so materialize data whose newest rows are younger than the TTL: for the demo, "
+        "regenerate it ending now (`mlray demo generate`, the default), rebuild the features "
+        "for the window it prints, then `mlray materialize` without --end."
+    )
+
+
+def missing_notes(fs: Any, res: Any, request_time: datetime | None) -> list[str]:
+    """Why a stored view returned nothing for the entity: never materialized, or expired."""
+    if not res.rows:
+        return []
+    from mlray.features.times import to_datetime
+
+    at = request_time or datetime.now(UTC)
+    missing = set(res.missing[0])
+    notes = []
+    for name in dict.fromkeys(f.partition("__")[0] for f in res.features):
+        if name not in fs.repo.views or any(
+            f.startswith(f"{name}__") and f.replace("__", ":", 1) not in missing
+            for f in res.features
+        ):
+            continue
+        view, state = fs.repo.view(name), fs.online.get_state(name)
+        if state.materialized_at_us is None:
+            notes.append(
+                f"{name}: never materialized in project {fs.settings.project!r}; "
+                "run `mlray materialize`."
+            )
+        elif state.newest_event_us is None:
+            notes.append(
+                f"{name}: materialized, but no value was written (every row picked was past "
+                f"the view's TTL of {view.ttl} by the wall clock, or the offline table is "
+                "empty); see the notes `mlray materialize` prints."
+            )
+        elif (
+            view.ttl is not None
+            and (newest := to_datetime(state.newest_event_us)) is not None
+            and newest + view.ttl <= at
+        ):
+            notes.append(
+                f"{name}: even the newest materialized value (event time "
+                f"{newest.isoformat()}) is past the view's TTL of {view.ttl} "
+                f"at {at.isoformat()}; materialize features built from recent data."
+            )
+        else:
+            notes.append(f"{name}: no value for this entity within the TTL (unknown id?).")
+    return notes

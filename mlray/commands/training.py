@@ -61,7 +61,7 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
             [
                 {"field": "alias", "value": r.alias},
                 {"field": "decision", "value": r.reason},
-                *[{"field": f"test {k}", "value": v} for k, v in r.metrics.items()],
+                *[{"field": k, "value": v} for k, v in r.metrics.items()],
                 *[
                     {"field": f"champion {k}", "value": v}
                     for k, v in (r.champion_metrics or {}).items()

@@ -45,6 +45,20 @@ class Int8Report:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"auc_drop": self.auc_drop}
 
+    @property
+    def verdict(self) -> str:
+        """``kept`` or ``rejected``."""
+        return "kept" if self.kept else "rejected"
+
+    def reason(self) -> str:
+        """The verdict in words, with both AUCs and the limit."""
+        compared = "within" if self.kept else "over"
+        return (
+            f"INT8 {self.verdict}: test AUC {self.auc_int8:.5f} vs FP32 {self.auc_fp32:.5f} "
+            f"on {self.rows} rows, a drop of {self.auc_drop:.5f}, {compared} the limit "
+            f"{self.max_auc_drop}"
+        )
+
 
 class _Batches:
     """ONNX Runtime's CalibrationDataReader over a feature matrix."""

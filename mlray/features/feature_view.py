@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlray.errors import DefinitionError, unknown_name
 from mlray.features.entity import Entity
@@ -69,9 +70,13 @@ class Field:
 
     Args:
         name: column name.
-        dtype: Arrow type (float64, int64, bool, string...).
-        nullable: whether nulls are allowed.
-        ge, le: optional inclusive bounds, checked by training-set validation.
+        dtype: Arrow type (``pa.float64()``, ``pa.int64()``, ``pa.bool_()``,
+            ``pa.string()``...); anything else is a :class:`DefinitionError`
+            when the view using the field is defined.
+        nullable: whether nulls are allowed. ``False`` is enforced on every
+            write to the view's offline table (build and ingest).
+        ge, le: optional inclusive bounds (numeric fields only), enforced on
+            every write and again by training-set validation.
         default: value used when no row qualifies (instead of null).
         description: free text.
     """
@@ -84,6 +89,64 @@ class Field:
     default: object = None
     description: str = ""
 
+    def check(self, where: str) -> None:
+        """Refuse a type that is not an Arrow type Delta can store, or bounds that cannot apply.
+
+        Args:
+            where: the owner, for the message (e.g. ``"feature view 'users' (defined at f.py:3)"``).
+
+        Raises:
+            DefinitionError: naming ``where``, the field and what to write instead.
+        """
+        what = f"{where}: field {self.name!r}"
+        if not isinstance(self.dtype, pa.DataType):
+            raise DefinitionError(
+                f"{what} has dtype {self.dtype!r}, which is not a pyarrow type; write e.g. "
+                "pa.float64(), pa.int64(), pa.bool_(), pa.string() or pa.timestamp('us', tz='UTC')."
+            )
+        if any(test(self.dtype) for test in _UNSTORABLE):
+            raise DefinitionError(
+                f"{what} has dtype {self.dtype}, which a Delta table cannot store; use a "
+                "float32/float64, integer, bool, string, date, timestamp or decimal type."
+            )
+        bounds = {k: v for k, v in (("ge", self.ge), ("le", self.le)) if v is not None}
+        if bounds and not _is_number(self.dtype):
+            raise DefinitionError(
+                f"{what} has bounds {bounds} but dtype {self.dtype}; ge/le apply to numeric "
+                "fields only."
+            )
+        if self.ge is not None and self.le is not None and self.ge > self.le:
+            raise DefinitionError(f"{what}: ge={self.ge} is above le={self.le}; no value fits.")
+
+    def violations(self, column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+        """How many values of ``column`` break each declared constraint (only those broken).
+
+        Keys read ``"null (nullable=False)"``, ``"< ge=0"`` and ``"> le=1"``;
+        ``column`` already has :attr:`dtype`.
+        """
+        out = {}
+        if not self.nullable and column.null_count:
+            out["null (nullable=False)"] = column.null_count
+        for rule, bound, op in (("< ge", self.ge, pc.less), ("> le", self.le, pc.greater)):
+            if bound is not None:
+                n = pc.sum(op(column, bound)).as_py()
+                if n:
+                    out[f"{rule}={bound}"] = int(n)
+        return out
+
+
+_UNSTORABLE = (
+    pa.types.is_null,
+    pa.types.is_float16,
+    pa.types.is_time,
+    pa.types.is_duration,
+    pa.types.is_interval,
+)
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
 
 @dataclass(frozen=True, eq=False)
 class FeatureView:
@@ -95,9 +158,19 @@ class FeatureView:
         schema: the feature columns (not keys or times).
         source: raw Delta table name (under ``<data_root>/raw``) the transform
             reads, or None for views filled only by ``FeatureStore.ingest``.
-        transform: function from a pandas batch of raw events (complete
-            histories of the entities in it, sorted by time) to feature rows
-            with the join keys, ``event_time`` and the schema's columns.
+        transform: function from a pandas DataFrame of raw events (complete
+            histories of the entities in it, sorted by ``source_time``) to a
+            pandas DataFrame of feature rows with the join keys, ``event_time``
+            (zone-aware; a naive one is read in ``default_timezone`` when one
+            is configured, else refused) and the schema's columns. Its input
+            has plain NumPy-backed dtypes, as Arrow's ``Table.to_pandas()``
+            makes them: ``int64``, ``float64``, ``bool``, ``datetime64[us,
+            UTC]`` for timestamps, pandas' default string dtype for strings;
+            an integer column with nulls arrives as ``float64``, a boolean one
+            with nulls as ``object``. The output is checked before anything is written: a
+            non-DataFrame, a missing column, a time column that is not a
+            zone-aware timestamp, a column that does not cast to its field's
+            type, or values the fields forbid fail the build and commit nothing.
         lookback: history before a window's start the transform needs.
         availability_delay: ``available_time = event_time + delay`` when the
             transform does not produce ``available_time`` itself.
@@ -137,6 +210,8 @@ class FeatureView:
             raise DefinitionError(f"{where}: give at least one entity.")
         if not self.schema:
             raise DefinitionError(f"{where}: the schema lists no features.")
+        for f in self.schema:
+            f.check(where)
         names = [f.name for f in self.schema]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -82,6 +82,8 @@ class OnDemandFeatureView:
         for s in self.sources:
             if FeatureRef.parse(s) is None:
                 raise DefinitionError(f"{where}: source {s!r} must look like 'view:feature'.")
+        for f in (*self.request, *self.schema):
+            f.check(where)
 
     @property
     def where(self) -> str:

@@ -18,8 +18,9 @@ import hashlib
 import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
-from mlray.errors import DefinitionError, unknown_name
+from mlray.errors import DefinitionError, MlrayError, one_line, raised_at, unknown_name
 from mlray.features.entity import Entity
 from mlray.features.feature_view import FeatureRef, FeatureView, Field
 from mlray.features.on_demand import OnDemandFeatureView
@@ -91,16 +92,11 @@ class FeatureRepository:
         """Import ``module_name`` and collect its stored and request-time views and services.
 
         Raises:
-            DefinitionError: the module cannot be imported, defines no feature
-                view, or its definitions clash.
+            DefinitionError: the module is not found or fails to import (the
+                message names the file and line), defines no feature view, or
+                its definitions clash.
         """
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise DefinitionError(
-                f"Cannot import feature repository module {module_name!r}: {e}. "
-                "Set feature_repo in mlray.yaml or MLRAY_FEATURE_REPO to an importable module."
-            ) from e
+        module = _import_repository(module_name)
         objs = list(vars(module).values())
         views = [o for o in objs if isinstance(o, FeatureView)]
         if not views:
@@ -209,6 +205,39 @@ class FeatureRepository:
         for n in on_demand:
             h.update(f"{n}={self.on_demand[n].schema_hash()};".encode())
         return h.hexdigest()
+
+
+def _import_repository(module_name: str) -> ModuleType:
+    """Import the repository module; any failure is a :class:`DefinitionError` with file and line.
+
+    An mlray error raised while the module runs (a definition that does not
+    check out) is passed on as it is: it already names its line.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except MlrayError:
+        raise
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module_name + ".").startswith(e.name + "."):
+            raise DefinitionError(
+                f"Cannot import feature repository module {module_name!r}: {e}. Set "
+                "feature_repo in mlray.yaml or MLRAY_FEATURE_REPO to an importable module "
+                "(a file in the working directory or on PYTHONPATH)."
+            ) from e
+        raise _import_failed(module_name, e, str(e), raised_at(e)) from e
+    except SyntaxError as e:
+        raise _import_failed(module_name, e, str(e.msg), f"{e.filename}:{e.lineno}") from e
+    except Exception as e:  # noqa: BLE001 - whatever the module's code raised
+        raise _import_failed(module_name, e, str(e), raised_at(e)) from e
+
+
+def _import_failed(
+    module_name: str, e: Exception, message: str, where: str | None
+) -> DefinitionError:
+    return DefinitionError(
+        f"Feature repository module {module_name!r} fails to import: "
+        f"{type(e).__name__}: {one_line(message)} (at {where}). Fix the module there."
+    )
 
 
 def _entities(views: Iterable[FeatureView], origin: str) -> dict[str, Entity]:

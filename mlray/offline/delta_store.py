@@ -9,13 +9,17 @@ Delta description, so readers and later writers agree.
 
 Writes are single Delta commits (atomic): an append, or an overwrite with a
 predicate that replaces exactly one time window (re-running a window never
-duplicates rows). A failure mid-write commits nothing.
+duplicates rows). A write is staged first (every row computed by Ray,
+checked against the fields' ``nullable``/``ge``/``le`` and written to data
+files), then committed (:mod:`mlray.offline.staging`): a failure or an
+interrupt (Ctrl-C) before the commit commits nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -32,12 +36,30 @@ import ray.data
 from deltalake.exceptions import TableNotFoundError
 
 from mlray.config import Settings
-from mlray.errors import NotFoundError, SchemaError, find_mlray_error
-from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
-from mlray.features.times import duration_us
-from mlray.offline import delta_files, inputs
-from mlray.offline.bucketing import BUCKET, with_bucket
+from mlray.errors import NotFoundError, SchemaError
+from mlray.features.feature_view import EVENT_TIME, FeatureView, Field
+from mlray.offline import delta_files
+from mlray.offline.bucketing import BUCKET
+from mlray.offline.inputs import PrepareRows, check_rows_schema
 from mlray.offline.shuffle import block_refs
+from mlray.offline.staging import (
+    DRAINED,
+    Feed,
+    StagedWrite,
+    WriteResult,
+    refuse_violations,
+    typed_errors,
+    violations,
+)
+
+__all__ = [
+    "OfflineStore",
+    "PrepareRows",
+    "StagedWrite",
+    "ViewSnapshot",
+    "WriteResult",
+    "check_rows_schema",
+]
 
 
 @dataclass(frozen=True)
@@ -60,13 +82,6 @@ class ViewSnapshot:
         return pads.dataset(list(files), format="parquet", filesystem=self.filesystem).to_table(
             columns=columns
         )
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    view: str
-    version: int
-    rows: int
 
 
 class OfflineStore:
@@ -150,49 +165,62 @@ class OfflineStore:
                 window[1]`` (the rows must lie in it); else append.
 
         Raises:
-            SchemaError: the rows do not fit the existing table's schema.
+            SchemaError: the rows do not fit the existing table's schema, or
+                break their fields' ``nullable``/``ge``/``le`` (nothing is committed).
         """
         self._check_table_schema(view)
-        try:
+        with typed_errors():
             if window is None:
-                return self._append(view, rows)
-            return self._replace_window(view, rows, window)
-        except Exception as e:
-            err = find_mlray_error(e)
-            if err is not None:
-                raise err from e
-            raise
+                staged = self._stage_append(view, rows)
+            else:
+                staged = self._stage_window(view, rows, window)
+        return staged.commit()
 
-    def _append(self, view: FeatureView, rows: ray.data.Dataset) -> WriteResult:
+    def _stage_append(self, view: FeatureView, rows: ray.data.Dataset) -> StagedWrite:
         """Each block's task writes one sorted file per bucket; the driver commits them at once."""
         so = self.settings.storage_options or None
         tasks = [
-            _write_bucket_files.remote(ref, self.uri(view), so, view.table_schema())
+            _write_bucket_files.remote(ref, self.uri(view), so, view.table_schema(), view.schema)
             for ref in block_refs(rows)
         ]
         written = ray.get(tasks)
-        actions = [a for acts, _ in written for a in acts]
-        version = delta_files.commit(
-            self.uri(view),
-            self._full_schema(view),
-            actions,
-            mode="append",
-            partition_by=[BUCKET],
-            description=self._description(view),
-            storage_options=so,
-        )
-        return WriteResult(view.name, version, sum(n for _, n in written))
+        refuse_violations(view, sum((bad for _, _, bad in written), Counter()))
+        actions = [a for acts, _, _ in written for a in acts]
 
-    def _replace_window(
+        version: list[int] = []
+
+        def commit() -> bool:
+            version.append(
+                delta_files.commit(
+                    self.uri(view),
+                    self._full_schema(view),
+                    actions,
+                    mode="append",
+                    partition_by=[BUCKET],
+                    description=self._description(view),
+                    storage_options=so,
+                )
+            )
+            return False
+
+        return StagedWrite(view.name, sum(n for _, n, _ in written), commit, lambda: version[0])
+
+    def _stage_window(
         self, view: FeatureView, rows: ray.data.Dataset, window: tuple[datetime, datetime]
-    ) -> WriteResult:
-        """Delta's predicate overwrite: the window's rows replaced, the rest kept, one commit."""
+    ) -> StagedWrite:
+        """Delta's predicate overwrite: the window's rows replaced, the rest kept, one commit.
+
+        ``write_deltalake`` runs on a thread of its own and reads the rows this
+        (the calling) thread pulls from Ray; it can only commit once the rows
+        are all there and checked, and :meth:`StagedWrite.commit` releases it.
+        Until then the writer holds one of Delta's runtime threads: stage one
+        such write at a time, and make no other Delta call before committing it.
+        """
         schema = self._full_schema(view)
-        counter = _Counter()
-        reader = pa.RecordBatchReader.from_batches(schema, counter.batches(rows, schema))
         start, end = (t.astimezone(UTC).isoformat() for t in window)
-        try:
-            deltalake.write_deltalake(
+        feed = Feed(schema, view.name)
+        feed.start(
+            lambda reader: deltalake.write_deltalake(
                 self.uri(view),
                 reader,
                 partition_by=[BUCKET],
@@ -201,9 +229,27 @@ class OfflineStore:
                 description=self._description(view),
                 storage_options=self.settings.storage_options or None,
             )
-        except Exception as e:
-            raise (counter.error or e) from e
-        return WriteResult(view.name, self.version(view), counter.rows)
+        )
+        n, bad = 0, Counter[tuple[str, str]]()
+        batches = iter(rows.iter_batches(batch_format="pyarrow", batch_size=None))
+        try:
+            for batch in batches:
+                # Ray annotates every batch format's union; batch_format="pyarrow" yields pa.Table.
+                table = cast(pa.Table, batch).select(schema.names).cast(schema)
+                n += table.num_rows
+                bad.update(violations(view.schema, table))
+                feed.put(table)
+            refuse_violations(view, bad)
+            feed.put(DRAINED)
+        except BaseException:
+            feed.abort()
+            raise
+        finally:
+            getattr(batches, "close", lambda: None)()  # stop Ray's execution now, not at GC
+
+        return StagedWrite(
+            view.name, n, feed.finish, lambda: self.version(view), release=feed.release
+        )
 
     def _full_schema(self, view: FeatureView) -> pa.Schema:
         return view.table_schema().append(pa.field(BUCKET, pa.int32(), nullable=False))
@@ -238,9 +284,13 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
 
 @ray.remote
 def _write_bucket_files(
-    table: pa.Table, uri: str, storage_options: dict | None, schema: pa.Schema
-) -> tuple[list, int]:
-    """One Parquet file per bucket present in this (bucket-sorted) block."""
+    table: pa.Table,
+    uri: str,
+    storage_options: dict | None,
+    schema: pa.Schema,
+    fields: Sequence[Field],
+) -> tuple[list, int, Counter[tuple[str, str]]]:
+    """One Parquet file per bucket present in this (bucket-sorted) block; its constraint breaks."""
     fs = delta_files.table_filesystem(uri, storage_options)
     buckets = table.column(BUCKET).to_numpy()
     actions = []
@@ -252,85 +302,4 @@ def _write_bucket_files(
     for lo, hi in zip(starts, ends, strict=False):
         part = table.slice(lo, hi - lo).select(schema.names).cast(schema)
         actions.append(delta_files.write_file(fs, [part], schema, {BUCKET: str(int(buckets[lo]))}))
-    return actions, table.num_rows
-
-
-class _Counter:
-    """Streams batches into the Delta writer, counting rows and keeping the first error."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.error: BaseException | None = None
-
-    def batches(self, ds: ray.data.Dataset, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                # Ray annotates every batch format's union; batch_format="pyarrow" yields pa.Table.
-                table = cast(pa.Table, batch).select(schema.names).cast(schema)
-                self.rows += table.num_rows
-                yield from table.to_batches()
-        except BaseException as e:
-            self.error = e
-            raise
-
-
-class PrepareRows:
-    """Check and shape a batch of feature rows for a view's table (a ``map_batches`` fn).
-
-    Casts to the view's table schema, fills ``available_time`` from the
-    view's availability delay when absent, adds the bucket and sorts by
-    (bucket, keys, event_time).
-    """
-
-    def __init__(self, view: FeatureView, num_buckets: int, default_timezone: str | None) -> None:
-        self.view, self.num_buckets, self.tz = view, num_buckets, default_timezone
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        view, what = self.view, f"rows for feature view {self.view.name!r}"
-        if AVAILABLE_TIME not in batch.column_names:
-            batch = batch.append_column(AVAILABLE_TIME, batch.column(EVENT_TIME))
-            delay_us = duration_us(view.availability_delay)
-            if delay_us:
-                shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(
-                    batch.column(EVENT_TIME).type
-                )
-                batch = batch.set_column(
-                    batch.schema.get_field_index(AVAILABLE_TIME), AVAILABLE_TIME, shifted
-                )
-        batch = inputs.normalize_times(batch, [EVENT_TIME, AVAILABLE_TIME], self.tz)
-        inputs.check_not_null(batch, [*view.join_keys, EVENT_TIME, AVAILABLE_TIME], what)
-        target = view.table_schema()
-        cols = []
-        for f in target:
-            try:
-                cols.append(batch.column(f.name).cast(f.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise SchemaError(
-                    f"{what}: column {f.name!r} has type {batch.schema.field(f.name).type}, "
-                    f"which cannot be cast to the declared {f.type}: {e}"
-                ) from e
-        out = with_bucket(
-            pa.Table.from_arrays(cols, schema=target), view.join_keys, self.num_buckets
-        )
-        order = (
-            [(BUCKET, "ascending")]
-            + [(k, "ascending") for k in view.join_keys]
-            + [(EVENT_TIME, "ascending")]
-        )
-        return out.sort_by(order)
-
-
-def check_rows_schema(view: FeatureView, schema: pa.Schema, default_timezone: str | None) -> None:
-    """Boundary check of rows offered to a view: names and time types, before any work starts."""
-    what = f"rows for feature view {view.name!r}"
-    required = [*view.join_keys, EVENT_TIME, *view.feature_names]
-    inputs.require_columns(schema, required, what)
-    extra = sorted(set(schema.names) - set(required) - {AVAILABLE_TIME, BUCKET})
-    if extra:
-        raise SchemaError(
-            f"{what} have column(s) {extra} that the view does not declare "
-            f"(features: {list(view.feature_names)}). Drop them or add them to the view's schema."
-        )
-    for t in [EVENT_TIME] + ([AVAILABLE_TIME] if AVAILABLE_TIME in schema.names else []):
-        inputs.check_time_column(schema, t, what, default_timezone)
-    inputs.check_key_types(schema, view.join_keys, view.key_schema(), what)
+    return actions, table.num_rows, violations(fields, table)

@@ -4,6 +4,7 @@ Everything that reaches a join or a Delta write passes through here first:
 inputs become Ray Datasets, columns and types are checked against what the
 caller named, and naive timestamps are either localized (when a default
 zone is configured) or refused. Errors name the table and column.
+:class:`PrepareRows` shapes a view's rows for its offline table.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 import ray.data
 
 from mlray.errors import SchemaError
-from mlray.features.times import utc_column
+from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
+from mlray.features.times import duration_us, utc_column
+from mlray.offline.bucketing import BUCKET, with_bucket
 
 
 def as_dataset(data: object, what: str) -> ray.data.Dataset:
@@ -110,6 +114,68 @@ def check_not_null(table: pa.Table, columns: Sequence[str], what: str) -> None:
                 f"{what} column {c!r} has {n} null value(s); join keys and times may not be null. "
                 "Drop or fill those rows first."
             )
+
+
+class PrepareRows:
+    """Check and shape a batch of feature rows for a view's table (a ``map_batches`` fn).
+
+    Casts to the view's table schema, fills ``available_time`` from the
+    view's availability delay when absent, adds the bucket and sorts by
+    (bucket, keys, event_time).
+    """
+
+    def __init__(self, view: FeatureView, num_buckets: int, default_timezone: str | None) -> None:
+        self.view, self.num_buckets, self.tz = view, num_buckets, default_timezone
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        view, what = self.view, f"rows for feature view {self.view.name!r}"
+        if AVAILABLE_TIME not in batch.column_names:
+            batch = batch.append_column(AVAILABLE_TIME, batch.column(EVENT_TIME))
+            delay_us = duration_us(view.availability_delay)
+            if delay_us:
+                shifted = pc.add(batch.column(EVENT_TIME).cast(pa.int64()), delay_us).cast(
+                    batch.column(EVENT_TIME).type
+                )
+                batch = batch.set_column(
+                    batch.schema.get_field_index(AVAILABLE_TIME), AVAILABLE_TIME, shifted
+                )
+        batch = normalize_times(batch, [EVENT_TIME, AVAILABLE_TIME], self.tz)
+        check_not_null(batch, [*view.join_keys, EVENT_TIME, AVAILABLE_TIME], what)
+        target = view.table_schema()
+        cols = []
+        for f in target:
+            try:
+                cols.append(batch.column(f.name).cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise SchemaError(
+                    f"{what}: column {f.name!r} has type {batch.schema.field(f.name).type}, "
+                    f"which cannot be cast to the declared {f.type}: {e}"
+                ) from e
+        out = with_bucket(
+            pa.Table.from_arrays(cols, schema=target), view.join_keys, self.num_buckets
+        )
+        order = (
+            [(BUCKET, "ascending")]
+            + [(k, "ascending") for k in view.join_keys]
+            + [(EVENT_TIME, "ascending")]
+        )
+        return out.sort_by(order)
+
+
+def check_rows_schema(view: FeatureView, schema: pa.Schema, default_timezone: str | None) -> None:
+    """Boundary check of rows offered to a view: names and time types, before any work starts."""
+    what = f"rows for feature view {view.name!r}"
+    required = [*view.join_keys, EVENT_TIME, *view.feature_names]
+    require_columns(schema, required, what)
+    extra = sorted(set(schema.names) - set(required) - {AVAILABLE_TIME, BUCKET})
+    if extra:
+        raise SchemaError(
+            f"{what} have column(s) {extra} that the view does not declare "
+            f"(features: {list(view.feature_names)}). Drop them or add them to the view's schema."
+        )
+    for t in [EVENT_TIME] + ([AVAILABLE_TIME] if AVAILABLE_TIME in schema.names else []):
+        check_time_column(schema, t, what, default_timezone)
+    check_key_types(schema, view.join_keys, view.key_schema(), what)
 
 
 def _is_int(t: pa.DataType) -> bool:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from mlray.errors import SchemaError
-from mlray.features.feature_view import FeatureRef, FeatureView, Field
+from mlray.features.feature_view import EVENT_TIME, FeatureRef, FeatureView, Field
 from mlray.features.on_demand import OnDemandFeatureView
 from mlray.features.repository import FeatureRepository, group_by_view
+from mlray.features.times import TIMESTAMP
 from mlray.offline import inputs
 
 
@@ -56,6 +57,8 @@ class TrainingPlan:
         hidden: output columns joined only as inputs of request-time features (dropped at the end).
         fields: output column -> declared field, for the features asked for.
         feature_schema_hash: one hash over every definition used.
+        on_demand_hashes: request-time view -> its schema hash.
+        labels: the label rows' schema as the joins see it (label time in UTC microseconds).
     """
 
     refs: tuple[FeatureRef, ...]
@@ -69,6 +72,40 @@ class TrainingPlan:
     fields: Mapping[str, Field]
     feature_schema_hash: str
     on_demand_hashes: Mapping[str, str] = field(default_factory=dict)
+    labels: pa.Schema = field(default_factory=lambda: pa.schema([]))
+
+    @property
+    def not_null(self) -> list[str]:
+        """The label columns that may hold no null: the label time and every join key."""
+        keys = [k for j in self.joins for k in j.view.join_keys]
+        return list(dict.fromkeys([self.label_time, *keys]))
+
+    def output_schema(self) -> pa.Schema:
+        """The training set's columns: the labels', each join's, then the request-time outputs."""
+        fields = list(self.labels)
+        for j in self.joins:
+            fields += join_fields(j.view, j.features, j.columns, j.event_time_as)
+        for od in self.on_demand:
+            fields += [
+                pa.field(self.columns[str(r)], od.field(r.feature).dtype)
+                for r in self.refs
+                if r.view == od.name
+            ]
+        return pa.schema([f for f in fields if f.name not in self.hidden])
+
+
+def join_fields(
+    view: FeatureView,
+    features: Sequence[str],
+    rename: Mapping[str, str] | None = None,
+    event_time_as: str | None = None,
+) -> list[pa.Field]:
+    """The columns a view's join appends: its features (renamed), then the chosen row's time."""
+    schema = view.table_schema()
+    fields = [schema.field(f).with_name((rename or {}).get(f, f)) for f in features]
+    if event_time_as:
+        fields.append(pa.field(event_time_as, schema.field(EVENT_TIME).type))
+    return fields
 
 
 def plan_training_set(
@@ -138,6 +175,7 @@ def plan_training_set(
         {columns[str(r)]: repo.field(r) for r in refs},
         repo.schema_hash([*by_view, *used]),
         {n: od.schema_hash() for n, od in used.items()},
+        pa.schema([f.with_type(TIMESTAMP) if f.name == label_time else f for f in labels]),
     )
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import ray
 import ray.data
 
 from mlray.config import Settings
+from mlray.errors import SchemaError
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
 from mlray.features.on_demand import REQUEST_TIME
 from mlray.features.repository import FeatureRepository
@@ -29,7 +32,8 @@ from mlray.features.times import TIMESTAMP
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join
 from mlray.offline.delta_store import OfflineStore, ViewSnapshot
-from mlray.offline.plan import TrainingPlan, plan_training_set
+from mlray.offline.labels import LabelSource, find_labels
+from mlray.offline.plan import TrainingPlan, join_fields, plan_training_set
 from mlray.offline.shuffle import block_refs, concat, split_blocks
 from mlray.ray_session import ensure_ray
 
@@ -39,20 +43,29 @@ class TrainingSet:
     """A point-in-time correct training set and where it came from.
 
     ``metadata`` records, per view, the table URI, Delta version and schema
-    hash the join read, so a run can be reproduced and audited.
+    hash the join read, so a run can be reproduced and audited. ``schema``
+    is the set's columns, known even when it has no rows (a Ray Dataset
+    without rows has no schema).
     """
 
     dataset: ray.data.Dataset
     features: list[str]
     label_time: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    schema: pa.Schema | None = None
 
     def to_pandas(self):
-        return self.dataset.to_pandas()
+        df = self.dataset.to_pandas()
+        if df.empty and self.schema is not None:
+            return self.schema.empty_table().to_pandas()
+        return df
 
     def content_hash(self) -> str:
         """SHA-256 over the rows in a canonical order (stable across runs and partitionings)."""
-        table = pa.concat_tables(ray.get(list(self.dataset.to_arrow_refs())))
+        tables = ray.get(list(self.dataset.to_arrow_refs()))
+        if not tables:
+            tables = [(self.schema or pa.schema([])).empty_table()]
+        table = pa.concat_tables(tables)
         table = table.sort_by(
             [(c, "ascending") for c in table.column_names if _sortable(table.schema.field(c).type)]
         )
@@ -82,12 +95,17 @@ def get_training_data(
 ) -> TrainingSet:
     """Point-in-time correct features for every label row: plan, then join.
 
+    Every name, column, type and (where the input shows it without Ray)
+    null check runs before Ray starts.
+
     Args:
         settings: the settings (offline tables, default time zone, Ray).
         repo: the definitions.
-        labels: Ray Dataset, pandas or Arrow with the entity keys of every
-            view named and a tz-aware ``label_time`` column (plus the
-            request fields of any request-time feature asked for).
+        labels: a label table (a path, a table name under ``<data_root>/raw``
+            or a :class:`~mlray.offline.labels.LabelSource`), a Ray Dataset,
+            pandas or Arrow, with the entity keys of every view named and a
+            tz-aware ``label_time`` column (plus the request fields of any
+            request-time feature asked for).
         features: ``["view:feature", ...]`` (request-time refs included) or a feature service.
         label_time: the label rows' time column (the request time of request-time features).
         versions: pin views to Delta table versions (default: latest).
@@ -96,24 +114,56 @@ def get_training_data(
 
     Returns:
         A :class:`TrainingSet`; its metadata records each view's table version.
+        No label rows give an empty set with every column.
 
     Raises:
-        NotFoundError: an unknown feature/view or missing table/version.
-        SchemaError: labels lack a key, time or request column, or have naive times.
+        NotFoundError: an unknown feature/view, or a missing label table, view table or version.
+        SchemaError: labels lack a key, time or request column, have naive
+            times, or null label times or keys.
     """
-    ensure_ray(settings)
-    ds = inputs.as_dataset(labels, "labels")
+    if isinstance(labels, str | PathLike):
+        labels = find_labels(settings, str(labels))
     plan = plan_training_set(
         repo,
         features,
-        inputs.arrow_schema(ds, "labels"),
+        _schema_before_ray(labels),
         label_time=label_time,
         versions=versions,
         full_feature_names=full_feature_names,
         include_feature_times=include_feature_times,
         default_timezone=settings.default_timezone,
     )
+    _check_not_null_before_ray(labels, plan.not_null)
+    ensure_ray(settings)
+    ds = labels.read() if isinstance(labels, LabelSource) else inputs.as_dataset(labels, "labels")
     return join_training_set(plan, ds, OfflineStore(settings))
+
+
+def _schema_before_ray(labels: object) -> pa.Schema:
+    """The labels' Arrow schema, read without starting Ray (a Ray Dataset means Ray is up)."""
+    if isinstance(labels, LabelSource):
+        return labels.schema
+    if isinstance(labels, pa.Table):
+        return labels.schema
+    if isinstance(labels, pd.DataFrame):
+        return pa.Schema.from_pandas(labels, preserve_index=False)
+    return inputs.arrow_schema(inputs.as_dataset(labels, "labels"), "labels")
+
+
+def _check_not_null_before_ray(labels: object, columns: list[str]) -> None:
+    """Null label times or keys, refused before Ray where the input shows them cheaply."""
+    if isinstance(labels, LabelSource):
+        labels.check_not_null(columns)
+    elif isinstance(labels, pa.Table):
+        inputs.check_not_null(labels, columns, "labels")
+    elif isinstance(labels, pd.DataFrame):
+        for c in columns:
+            n = int(labels[c].isna().sum())
+            if n:
+                raise SchemaError(
+                    f"labels column {c!r} has {n} null value(s); join keys and times may not be "
+                    "null. Drop or fill those rows first."
+                )
 
 
 def join_training_set(
@@ -126,25 +176,38 @@ def join_training_set(
         labels: the label rows.
         offline: the store holding the views' tables.
 
+    Returns:
+        The training set; with no label rows, an empty one with every column.
+
     Raises:
         NotFoundError: a view has no table, or not the pinned version.
         SchemaError: a null join key or label time (from the join's tasks).
     """
+    schema = plan.labels if plan.labels.names else None
+    # The labels are read once here (the joins read them whole anyway); an empty
+    # Ray Dataset loses its schema, so no rows short-cut to an empty, typed result.
     ds = labels.map_batches(
-        _NormalizeLabels(plan.label_time, plan.default_timezone), batch_format="pyarrow"
-    )
+        _NormalizeLabels(plan.label_time, plan.default_timezone, schema), batch_format="pyarrow"
+    ).materialize()
+    empty = ds.count() == 0
     views: dict[str, dict[str, Any]] = {}
     for j in plan.joins:
         snap = offline.snapshot(j.view, j.version)
-        ds = join_view(
-            ds,
-            j.view,
-            snap,
-            list(j.features),
-            plan.label_time,
-            event_time_as=j.event_time_as,
-            rename=dict(j.columns),
-        )
+        if not empty:
+            ds = join_view(
+                ds,
+                j.view,
+                snap,
+                list(j.features),
+                plan.label_time,
+                event_time_as=j.event_time_as,
+                rename=dict(j.columns),
+                labels_schema=schema,
+            )
+            if schema is not None:
+                schema = pa.schema(
+                    [*schema, *join_fields(j.view, j.features, j.columns, j.event_time_as)]
+                )
         views[j.view.name] = {
             "uri": snap.uri,
             "version": snap.version,
@@ -153,18 +216,24 @@ def join_training_set(
         }
     meta: dict[str, Any] = {"views": views, "feature_schema_hash": plan.feature_schema_hash}
     if plan.on_demand:
-        ds = ds.map_batches(ApplyOnDemand(plan), batch_format="pyarrow")
+        if not empty:
+            ds = ds.map_batches(ApplyOnDemand(plan), batch_format="pyarrow")
         meta["on_demand"] = dict(plan.on_demand_hashes)
-    return TrainingSet(ds, list(plan.features), plan.label_time, meta)
+    out = plan.output_schema() if plan.labels.names else None
+    if empty and out is not None:
+        ds = ray.data.from_arrow(out.empty_table())
+    return TrainingSet(ds, list(plan.features), plan.label_time, meta, out)
 
 
 class _NormalizeLabels:
-    """UTC microsecond label times; null times refused."""
+    """UTC microsecond label times; null times refused; an empty batch typed like the labels."""
 
-    def __init__(self, label_time: str, tz: str | None) -> None:
-        self.label_time, self.tz = label_time, tz
+    def __init__(self, label_time: str, tz: str | None, schema: pa.Schema | None = None) -> None:
+        self.label_time, self.tz, self.schema = label_time, tz, schema
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if batch.num_rows == 0 and self.schema is not None:
+            return self.schema.empty_table()
         inputs.check_not_null(batch, [self.label_time], "labels")
         return inputs.normalize_times(batch, [self.label_time], self.tz)
 
@@ -209,6 +278,7 @@ def join_view(
     *,
     event_time_as: str | None = None,
     rename: dict[str, str] | None = None,
+    labels_schema: pa.Schema | None = None,
 ) -> ray.data.Dataset:
     """Append ``features`` of ``view`` to every label row, reading the view's buckets directly.
 
@@ -216,6 +286,7 @@ def join_view(
     bucket's task reads that bucket's files of the pinned table version.
     ``rename`` maps feature names to output column names (done in the join
     tasks: a separate Ray Data rename is one more streaming execution per view).
+    ``labels_schema`` types label blocks without rows (which may lack columns).
     """
     defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
     spec = JoinSpec(
@@ -228,25 +299,30 @@ def join_view(
         defaults,
         event_time_as,
     )
-    fields = [view.table_schema().field(f).with_name((rename or {}).get(f, f)) for f in features]
-    if event_time_as:
-        fields.append(pa.field(event_time_as, view.table_schema().field(EVENT_TIME).type))
+    fields = join_fields(view, features, rename, event_time_as)
     columns = list(dict.fromkeys([*view.join_keys, EVENT_TIME, AVAILABLE_TIME, *features]))
     parts = split_blocks(
-        block_refs(labels), view.join_keys, snap.num_buckets, _CheckKeys(view.join_keys)
+        block_refs(labels),
+        view.join_keys,
+        snap.num_buckets,
+        _CheckKeys(view.join_keys, labels_schema),
     )
     outs = [
-        _join_bucket.remote(spec, snap, b, columns, fields, *parts[b])
+        _join_bucket.remote(spec, snap, b, columns, fields, labels_schema, *parts[b])
         for b in range(snap.num_buckets)
     ]
     return ray.data.from_arrow_refs(outs)
 
 
 class _CheckKeys:
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.keys = keys
+    """Null join keys refused; a block without rows typed like the labels."""
+
+    def __init__(self, keys: tuple[str, ...], schema: pa.Schema | None = None) -> None:
+        self.keys, self.schema = keys, schema
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        if table.num_rows == 0 and self.schema is not None:
+            return self.schema.empty_table()
         inputs.check_not_null(table, self.keys, "labels")
         return table
 
@@ -258,10 +334,11 @@ def _join_bucket(
     bucket: int,
     columns: list[str],
     fields: list[pa.Field],
+    labels_schema: pa.Schema | None,
     *pieces: pa.Table,
 ) -> pa.Table:
     """Join one bucket's labels (pieces from every label block) with that bucket's feature rows."""
-    labels = concat(pieces)
+    labels = concat([p for p in pieces if p.num_rows] or pieces, labels_schema)
     out_schema = pa.schema([*labels.schema, *fields])
     if labels.num_rows == 0:
         return out_schema.empty_table()

@@ -7,7 +7,8 @@ its pid file: every process (the driver, Ray workers, the CLI) that works on
 the same data root shares one server. A process that used it stops it at exit
 (saving the data) when no other client is still connected, so nothing is left
 running after the quickstart; the next run restarts it in about 0.1 s with
-the same contents.
+the same contents. An owner that started the server (:func:`start_embedded`
+says so) may also stop it earlier: :meth:`mlray.store.FeatureStore.close` does.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class EmbeddedRedis:
             digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:16]
             sock = Path(tempfile.gettempdir()) / f"mlray-redis-{digest}.sock"
         self.socket = sock
+        self.launched = False  # set when start() ran the server (rather than found it running)
 
     @property
     def url(self) -> str:
@@ -108,6 +110,7 @@ class EmbeddedRedis:
                     f"Embedded redis-server ({exe}) failed to start in {self.dir}: "
                     f"{done.stderr.strip() or done.stdout.strip()} {self._log_tail()}"
                 )
+            self.launched = True
             deadline = time.monotonic() + timeout_s
             while not self.running():
                 if time.monotonic() > deadline:
@@ -196,14 +199,24 @@ def embedded_dir(settings: Settings) -> Path:
 
 def ensure_embedded(settings: Settings) -> str:
     """Start (once per process and data root) or reuse the embedded server; returns its URL."""
+    return start_embedded(settings)[0]
+
+
+def start_embedded(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    """Start or reuse the embedded server: its URL, and the server if this call started it.
+
+    The caller that gets the server back owns it and may :meth:`EmbeddedRedis.stop`
+    it; a server that was already running (started by this process or another)
+    comes back as None. Either way the process stops it at exit when unused.
+    """
     directory = embedded_dir(settings)
     key = str(directory)
     server = _STARTED.get(key)
     if server is not None and server.running():
-        return server.url
+        return server.url, None
     server = EmbeddedRedis(directory)
     url = server.start()
     if key not in _STARTED:
         atexit.register(server.stop_if_unused)
     _STARTED[key] = server
-    return url
+    return url, server if server.launched else None

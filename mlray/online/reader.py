@@ -37,7 +37,8 @@ class OnlineFeatures:
     """The result of one online read.
 
     Attributes:
-        features: output names in the requested order (``view__feature``).
+        features: output names in the requested order (``view__feature``; the
+            refs asked for are ``view:feature``, see :attr:`missing`).
         values: one tuple per entity row, in ``features`` order (what a model consumes).
         event_us: per stored view, per entity row, the event time (µs) of the
             values returned, None where missing.
@@ -58,13 +59,25 @@ class OnlineFeatures:
 
     @cached_property
     def missing(self) -> list[list[str]]:
-        """Per entity row, the refs (``view:feature``) that had no value (no row, or
-        older than the TTL) and got null or their default."""
+        """Per entity row, the refs that had no value (no row, or older than the TTL)
+        and got null or their default.
+
+        Spelled as features are asked for (``view:feature``: what ``features=``,
+        feature services, ``mlray features list`` and the serving log's
+        ``missing_features`` use), while ``features``/``rows`` are column names
+        (``view__feature``, like training-set columns, a name Parquet, pandas
+        and SQL take as is). :attr:`missing_columns` gives the column spelling.
+        """
         return (
             self.missing_refs.per_row(self.event_us, len(self.values))
             if self.missing_refs
             else [[] for _ in self.values]
         )
+
+    @property
+    def missing_columns(self) -> list[list[str]]:
+        """:attr:`missing` spelled like ``features`` (``view__feature``), to index ``rows``."""
+        return [[ref.replace(":", "__", 1) for ref in row] for row in self.missing]
 
     @property
     def event_times(self) -> dict[str, list[datetime | None]]:

@@ -26,7 +26,9 @@ from mlray.training.config import TrainConfig
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlray.export.quantize import Int8Report
     from mlray.runtimes.model_spec import ModelSpec
+    from mlray.training.dataset import Splits
     from mlray.training.model import CTRModel
     from mlray.training.trainer import TrainOutcome
     from mlray.validation.psi import Reference
@@ -44,10 +46,12 @@ class PipelineResult:
         alias: ``champion`` (promoted) or ``challenger``.
         promoted: whether the new version became champion.
         reason: the champion/challenger decision in words, with both scores.
-        metrics: the new model's test-slice metrics (``auc``, ``log_loss``, ``ece``, ...).
-        champion_metrics: the previous champion's metrics on the same slice (None on a first run).
+        metrics: the new model's test-slice metrics (``test_auc``, ``test_log_loss``,
+            ``test_ece``, ...): the names of the run's metrics and the version's tags.
+        champion_metrics: the previous champion's metrics on the same slice, same names
+            (None on a first run).
         champion_version: the previous champion's version (None on a first run).
-        params: the chosen hyperparameters.
+        params: the hyperparameters of the registered model (the run's ``model.*`` params).
         validation: the validation summary line; warnings lists checks that warned.
         exported: export files the version carries (``model.onnx``...).
         seconds: wall time per stage.
@@ -127,12 +131,33 @@ class Context:
 
 @dataclass
 class Exported:
-    """The new version's model directory: weights, export files and a few example rows."""
+    """The new version's model directory: weights, export files and a few example rows.
+
+    ``int8`` is ``kept``, ``rejected`` or ``skipped``; ``int8_reason`` says why.
+    """
 
     model_dir: Path
     files: list[str]
     example_input: np.ndarray
     example_output: np.ndarray
+    int8: str = "skipped"
+    int8_reason: str = ""
+
+
+def split_info(splits: Splits) -> dict[str, Any]:
+    """The time split as the ``mlray.split`` tag records it: both boundaries, rows per slice."""
+    return {
+        "validation_start": splits.validation_start.isoformat(),
+        "test_start": splits.test_start.isoformat(),
+        "rows": splits.rows,
+    }
+
+
+def int8_verdict(report: Int8Report | None) -> tuple[str, str]:
+    """The INT8 gate's verdict and why, as the version tags record it."""
+    if report is None:
+        return "skipped", "INT8 skipped: no calibration rows or test labels to check it on"
+    return report.verdict, report.reason()
 
 
 def start_run(settings: Settings, cfg: TrainConfig, echo: Callable[[str], None]) -> Context:
@@ -159,16 +184,28 @@ def start_run(settings: Settings, cfg: TrainConfig, echo: Callable[[str], None])
         echo=echo,
     )
     client.log_dict(ctx.run_id, cfg.model_dump(mode="json"), "train_config.json")
+    # The tuned model.* params are logged once the model is chosen: MLflow keeps a param's
+    # first value, and the config's defaults are not the model that gets registered.
+    tuned = {f"model.{k}" for k in tuned_params(cfg)}
     for key, value in _flat(cfg.model_dump(mode="json", exclude={"settings"})).items():
-        client.log_param(ctx.run_id, key, str(value)[:500])
+        if key not in tuned:
+            client.log_param(ctx.run_id, key, str(value)[:500])
     return ctx
 
 
+def tuned_params(cfg: TrainConfig) -> list[str]:
+    """The hyperparameters Tune searches (none when ``tune.num_samples`` is 0)."""
+    return sorted(cfg.tune.search_space) if cfg.tune.num_samples > 0 else []
+
+
 def log_training(ctx: Context, outcome: TrainOutcome) -> None:
-    """Per-epoch metrics of the chosen run on the parent MLflow run; a child run per Tune trial."""
+    """Per-epoch metrics of the chosen run and its ``model.*`` params on the parent MLflow run.
+
+    Each Tune trial gets a child run with its own params and curves.
+    """
     log_history(ctx.client, ctx.run_id, outcome.history, EPOCH_METRICS)
-    for k, v in outcome.params.items():
-        ctx.client.log_param(ctx.run_id, f"best.{k}", str(v))
+    for k in tuned_params(ctx.cfg):
+        ctx.client.log_param(ctx.run_id, f"model.{k}", str(outcome.params[k]))
     resumed = max((int(r.get("restored_from_epoch", -1)) for r in outcome.history), default=-1)
     log_metrics(
         ctx.client, ctx.run_id, {"resumed_from_epoch": resumed, "trials": len(outcome.trials)}
@@ -178,7 +215,7 @@ def log_training(ctx: Context, outcome: TrainOutcome) -> None:
         tags = {"mlflow.parentRunId": ctx.run_id, "mlray.trial_error": trial["error"] or ""}
         child = ctx.client.create_run(experiment, run_name=f"{ctx.run_name}-trial-{i}", tags=tags)
         for k, v in trial["params"].items():
-            ctx.client.log_param(child.info.run_id, k, str(v))
+            ctx.client.log_param(child.info.run_id, f"model.{k}", str(v))
         log_history(ctx.client, child.info.run_id, trial["history"], EPOCH_METRICS)
         ctx.client.set_terminated(child.info.run_id, "FAILED" if trial["error"] else "FINISHED")
 

@@ -15,7 +15,7 @@ Quick start::
     from mlray.training.config import TrainConfig
 
     result = run_pipeline(load_settings(), TrainConfig())
-    print(result.version, result.alias, result.metrics["auc"])
+    print(result.version, result.alias, result.metrics["test_auc"])
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ from mlray.pipeline.record import (
     Evaluation,
     Exported,
     PipelineResult,
+    int8_verdict,
     log_training,
+    split_info,
     start_run,
 )
 
@@ -186,11 +188,7 @@ def split(ctx: Context, data: TrainingData) -> Splits:
     from mlray.training.dataset import split_by_time
 
     splits = split_by_time(data.dataset, ctx.cfg.labels.time, ctx.cfg.split)
-    info = {
-        "validation_start": splits.validation_start.isoformat(),
-        "test_start": splits.test_start.isoformat(),
-        "rows": splits.rows,
-    }
+    info = split_info(splits)
     ctx.client.set_tag(ctx.run_id, TAG_SPLIT, json.dumps(info, sort_keys=True))
     ctx.echo(
         f"  rows {splits.rows}; validation from {info['validation_start']}, "
@@ -253,6 +251,7 @@ def evaluate(
     ctx: Context, outcome: TrainOutcome, splits: Splits, reference: Reference
 ) -> Evaluation:
     """Score the test slice: AUC, log loss, calibration; reliability plot and score histogram."""
+    from mlray.registry.champion import named_test_metrics
     from mlray.training.evaluate import (
         metrics,
         reliability_plot,
@@ -265,8 +264,8 @@ def evaluate(
 
     spec, state, _ = load_checkpoint(outcome.checkpoint_path)
     y, p = score_dataset(splits.test, spec, state)
-    result = metrics(y, p)
-    log_metrics(ctx.client, ctx.run_id, {f"test_{k}": v for k, v in result.items()})
+    result = named_test_metrics(metrics(y, p))
+    log_metrics(ctx.client, ctx.run_id, result)
     with tempfile.TemporaryDirectory() as d:
         for path in (
             reliability_plot(y, p, Path(d) / "reliability.png", "Test slice reliability"),
@@ -275,7 +274,8 @@ def evaluate(
             ctx.client.log_artifact(ctx.run_id, str(path), "evaluation")
     reference.score = score_distribution(p)
     ctx.echo(
-        f"  test auc {result['auc']:.4f} log loss {result['log_loss']:.4f} ece {result['ece']:.4f}"
+        f"  test_auc {result['test_auc']:.4f} test_log_loss {result['test_log_loss']:.4f} "
+        f"test_ece {result['test_ece']:.4f}"
     )
     return Evaluation(build_model(spec, state), spec, result, reference)
 
@@ -284,13 +284,14 @@ def compare(
     ctx: Context, evaluation: Evaluation, splits: Splits
 ) -> tuple[Decision, dict[str, float] | None]:
     """Score the champion on the same test slice and decide: promote, or register as challenger."""
-    from mlray.registry.champion import decide
+    from mlray.registry.champion import decide, named_test_metrics
     from mlray.training.evaluate import metrics, score_dataset
 
     champion, champion_metrics, problem = ctx.champion, None, None
     if champion is not None:
         try:
-            champion_metrics = metrics(*score_dataset(splits.test, champion.spec, champion.state))
+            scored = score_dataset(splits.test, champion.spec, champion.state)
+            champion_metrics = named_test_metrics(metrics(*scored))
         except ValidationFailed as e:
             problem = e.message
     decision = decide(
@@ -303,7 +304,7 @@ def compare(
     log_metrics(
         ctx.client,
         ctx.run_id,
-        {f"champion_test_{k}": v for k, v in (champion_metrics or {}).items()},
+        {f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
     )
     ctx.client.log_dict(ctx.run_id, decision.to_dict(), "decision.json")
     ctx.client.set_tag(ctx.run_id, "mlray.decision", decision.alias)
@@ -319,6 +320,7 @@ def export(
     import torch
 
     from mlray.export.artifacts import export_model
+    from mlray.registry.lineage import TAG_INT8, TAG_INT8_REASON
     from mlray.registry.versions import STATE_FILE, next_version
     from mlray.training.dataset import encode
 
@@ -332,7 +334,7 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / STATE_FILE)
     version = f"{ctx.cfg.model_name}/{next_version(ctx.client, ctx.cfg.model_name)}"
-    art = export_model(
+    result = export_model(
         model,
         spec,
         out,
@@ -340,12 +342,16 @@ def export(
         y_test=np.asarray(test["y"], np.float32),
         calibration=np.ascontiguousarray(calib["x"], np.float32),
         model_version=version,
-    ).artifact
+    )
+    art = result.artifact
     files = [Path(p).name for p in (art.onnx_path, art.int8_path, art.torch_path) if p is not None]
     with torch.no_grad():
         example_out = model(torch.from_numpy(x_test[:5])).numpy()
-    ctx.echo(f"  {version}: {', '.join(files)}")
-    return Exported(out, files, x_test[:5], example_out)
+    int8, why = int8_verdict(result.int8)
+    ctx.client.set_tag(ctx.run_id, TAG_INT8, int8)
+    ctx.client.set_tag(ctx.run_id, TAG_INT8_REASON, why)
+    ctx.echo(f"  {version}: {', '.join(files)}; {why}")
+    return Exported(out, files, x_test[:5], example_out, int8, why)
 
 
 def register(
@@ -357,19 +363,22 @@ def register(
     exported: Exported,
 ) -> str:
     """A new model version with weights, spec, export files, reference distributions and lineage."""
-    from mlray.registry.lineage import TAG_DECISION, TAG_DECISION_REASON, lineage_tags
+    from mlray.registry.lineage import (
+        TAG_DECISION,
+        TAG_DECISION_REASON,
+        TAG_INT8,
+        TAG_INT8_REASON,
+        lineage_tags,
+    )
     from mlray.registry.versions import ModelPackage
     from mlray.registry.versions import register as register_version
 
-    split_info = {
-        "validation_start": splits.validation_start.isoformat(),
-        "test_start": splits.test_start.isoformat(),
-        "rows": splits.rows,
-    }
     tags = {
-        **lineage_tags(data.lineage, data.feature_refs, ctx.run_name, split_info, ctx.code),
+        **lineage_tags(data.lineage, data.feature_refs, ctx.run_name, split_info(splits), ctx.code),
         TAG_DECISION: decision.alias,
         TAG_DECISION_REASON: decision.reason[:4000],
+        TAG_INT8: exported.int8,
+        TAG_INT8_REASON: exported.int8_reason,
     }
     pkg = ModelPackage(
         exported.model_dir,
@@ -390,6 +399,3 @@ def register(
         f"{', '.join(exported.files)}"
     )
     return version
-
-
-# -- helpers ----------------------------------------------------------------------------

@@ -17,6 +17,14 @@ from typing import Any, Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# A model's metrics on the test slice are named ``test_<metric>`` wherever they appear: the
+# MLflow run, the model version's tags and the pipeline's result.
+TEST_PREFIX = "test_"
+
+
+def named_test_metrics(values: dict[str, float]) -> dict[str, float]:
+    """Test-slice metrics under their one name: ``{"auc": ...}`` -> ``{"test_auc": ...}``."""
+    return {f"{TEST_PREFIX}{k}": v for k, v in values.items()}
 
 
 class PromotionConfig(BaseModel):
@@ -64,14 +72,16 @@ def decide(
     """Compare test-slice metrics and say which alias the new model gets.
 
     Args:
-        challenger: the new model's test metrics (``auc``, ``log_loss``).
-        champion: the champion's metrics on the same slice; None when there is no champion.
+        challenger: the new model's test metrics (``test_auc``, ``test_log_loss``).
+        champion: the champion's metrics on the same slice (same names); None when there is
+            no champion.
         cfg: the metric and margin.
         champion_version: the champion's version, for the reason text.
         champion_problem: why the champion could not be scored, if it could not.
     """
     metric, margin = cfg.metric, cfg.margin
-    new = challenger.get(metric)
+    key = f"{TEST_PREFIX}{metric}"
+    new = challenger.get(key)
     challenger_score = float(new) if _scored(new) else float("nan")
 
     def decision(
@@ -92,7 +102,7 @@ def decide(
         return decision(False, CHALLENGER, f"the new model's test {metric} is undefined")
     if champion is None and champion_problem is None:
         return decision(True, CHAMPION, "no champion yet: the first model becomes champion")
-    old = None if champion is None else champion.get(metric)
+    old = None if champion is None else champion.get(key)
     if not _scored(old):
         why = champion_problem or f"its test {metric} is undefined"
         return decision(

@@ -49,7 +49,7 @@ class ModelPackage:
         model_dir: the directory holding the weights and export files already written.
         spec: the model's input layout and architecture.
         reference: training-data distributions (features and score) for drift checks.
-        metrics: test-slice metrics, copied into ``metric.*`` version tags.
+        metrics: test-slice metrics (``test_auc``...), version tags of the same names.
         tags: lineage and decision tags.
         lineage, config: written as JSON files beside the model.
         example_input, example_output: a few rows in and out, for the MLflow signature.
@@ -112,7 +112,7 @@ def register(client: Any, name: str, run_id: str, pkg: ModelPackage, alias: str)
         expected = next_version(client, name)
         write_metadata(pkg)
         client.log_artifacts(run_id, str(pkg.model_dir), MODEL_DIR)
-        tags = {**pkg.tags, **{f"metric.{k}": f"{v:.6g}" for k, v in pkg.metrics.items()}}
+        tags = {**pkg.tags, **{k: repr(float(v)) for k, v in pkg.metrics.items()}}
         mv = client.create_model_version(
             name, source=f"runs:/{run_id}/{MODEL_DIR}", run_id=run_id, tags=tags
         )

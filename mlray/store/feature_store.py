@@ -19,12 +19,13 @@ from mlray.offline import inputs
 from mlray.offline.delta_store import OfflineStore, PrepareRows, WriteResult, check_rows_schema
 from mlray.offline.feature_build import BuildResult, build_features
 from mlray.offline.training_set import TrainingSet, get_training_data
+from mlray.online.embedded import EmbeddedRedis, start_embedded
 from mlray.online.factory import open_online_store
 from mlray.online.freshness import ViewFreshness, view_freshness
 from mlray.online.protocol import OnlineStore
 from mlray.online.reader import OnlineFeatures, OnlineReader
 from mlray.ray_session import ensure_ray
-from mlray.store.materialize import MaterializeResult, materialize
+from mlray.store.materialize import MaterializeResult, check_end_time, materialize
 
 
 class FeatureStore:
@@ -44,6 +45,7 @@ class FeatureStore:
         self.offline = OfflineStore(self.settings)
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
+        self._own_redis: EmbeddedRedis | None = None  # the embedded server this store started
 
     def _view(self, view: str | FeatureView) -> FeatureView:
         return self.repo.view(view if isinstance(view, str) else view.name)
@@ -109,8 +111,21 @@ class FeatureStore:
     def online(self) -> OnlineStore:
         """The configured online store (an embedded Redis is started on first use)."""
         if self._online is None:
-            self._online = open_online_store(self.settings)
+            self._online = open_online_store(self._online_settings())
         return self._online
+
+    def _online_settings(self) -> Settings:
+        """The settings with the online store's URL pinned, starting the embedded server if needed.
+
+        A server started here is this store's: :meth:`close` stops it.
+        """
+        if self.settings.redis.url is not None:
+            return self.settings
+        url, started = start_embedded(self.settings)
+        if started is not None and self._own_redis is None:
+            self._own_redis = started
+        redis = self.settings.redis.model_copy(update={"url": url})
+        return self.settings.model_copy(update={"redis": redis})
 
     def materialize(
         self, end_time: datetime, views: list[str] | None = None
@@ -129,13 +144,15 @@ class FeatureStore:
             NotFoundError: unknown view or no offline table.
             BackendUnavailable: the online store is unreachable.
         """
-        return materialize(self.settings, self.repo, end_time, views)
+        check_end_time(end_time)  # the cheap check before the embedded server starts
+        return materialize(self._online_settings(), self.repo, end_time, views)
 
     def materialize_incremental(
         self, end_time: datetime, views: list[str] | None = None
     ) -> list[MaterializeResult]:
         """Like :meth:`materialize`, for entities changed since each view's last run (watermark)."""
-        return materialize(self.settings, self.repo, end_time, views, incremental=True)
+        check_end_time(end_time)
+        return materialize(self._online_settings(), self.repo, end_time, views, incremental=True)
 
     def get_online_features(
         self,
@@ -178,7 +195,14 @@ class FeatureStore:
         return view_freshness(self.online, self.settings.project, names, at_us)
 
     def close(self) -> None:
-        """Release the online store's connections."""
+        """Release the online store's connections; stop the embedded Redis this store started.
+
+        Only a server this store started is stopped (saving its data, which the next
+        start loads again): not one it found running, nor a ``redis.url`` server.
+        """
         if self._online is not None:
             self._online.close()
             self._online, self._reader = None, None
+        if self._own_redis is not None:
+            self._own_redis.stop(save=True)
+            self._own_redis = None

@@ -10,6 +10,8 @@ for Ray Train.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from mlray.offline.labels import read_labels as read_label_table
 from mlray.offline.plan import plan_training_set
 from mlray.offline.training_set import TrainingSet, join_training_set
 from mlray.ray_session import ensure_ray
+from mlray.registry.lineage import relative_path
 from mlray.runtimes.model_spec import ModelSpec
 from mlray.training.config import SplitConfig, TrainConfig
 from mlray.training.preprocess import (
@@ -43,6 +46,27 @@ from mlray.training.preprocess import (
 TIME_SAMPLE = 50_000
 
 
+@contextmanager
+def ordered_execution() -> Iterator[None]:
+    """Ray Data datasets created inside keep their rows in order whenever they run.
+
+    By default Ray Data passes blocks on as their tasks finish, so the label
+    read, the training set, its slices and the encoded rows came out in a
+    different order each run; the seeded global shuffle then permuted a
+    different input, the first epoch read other batches first, and retrains
+    on identical data chose different models. A dataset captures a copy of the
+    current ``DataContext`` when it is created (derived ones share their
+    parent's), so this setting follows the datasets after the block exits.
+    """
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True
+    try:
+        yield
+    finally:
+        ctx.execution_options.preserve_order = before
+
+
 @dataclass
 class TrainingData:
     """A materialized training set with what the model reads and where the rows came from.
@@ -52,7 +76,8 @@ class TrainingData:
         fields: feature column -> declared field (for the schema checks).
         numeric, categorical: the feature columns by kind, in model input order.
         feature_refs: the ``view:feature`` refs, in column order.
-        lineage: Delta versions (views and labels), the content hash, the feature schema hash.
+        lineage: Delta versions (views and labels), the content hash, the feature schema
+            hash; paths relative to the data root when under it.
     """
 
     training_set: TrainingSet
@@ -101,17 +126,18 @@ def build_training_set(
     """
     ensure_ray(settings)
     repo = repo or FeatureRepository.from_module(settings.feature_repo)
-    labels = read_labels(settings, cfg)
-    refs = list(dict.fromkeys([*repo.resolve(cfg.features), *repo.resolve(cfg.extra_features)]))
-    plan = plan_training_set(
-        repo,
-        [str(r) for r in refs],
-        inputs.arrow_schema(labels.dataset, "labels"),
-        label_time=cfg.labels.time,
-        default_timezone=settings.default_timezone,
-    )
-    ts = join_training_set(plan, labels.dataset, OfflineStore(settings))
-    ts = TrainingSet(ts.dataset.materialize(), ts.features, ts.label_time, ts.metadata)
+    with ordered_execution():
+        labels = read_labels(settings, cfg)
+        refs = list(dict.fromkeys([*repo.resolve(cfg.features), *repo.resolve(cfg.extra_features)]))
+        plan = plan_training_set(
+            repo,
+            [str(r) for r in refs],
+            inputs.arrow_schema(labels.dataset, "labels"),
+            label_time=cfg.labels.time,
+            default_timezone=settings.default_timezone,
+        )
+        ts = join_training_set(plan, labels.dataset, OfflineStore(settings))
+        ts = TrainingSet(ts.dataset.materialize(), ts.features, ts.label_time, ts.metadata)
     if ts.dataset.count() == 0:
         raise ValidationFailed(
             f"No label rows in {labels.uri} (window {cfg.labels.start} .. "
@@ -121,10 +147,16 @@ def build_training_set(
     forced = {r.replace(":", "__", 1) for r in cfg.categorical}
     categorical = categorical_columns({c: f.dtype for c, f in fields.items()}, forced)
     numeric = [c for c in fields if c not in categorical]
+    root = str(settings.data_root)
+    lc = cfg.labels
     lineage = {
         "views": {v: m["version"] for v, m in ts.metadata["views"].items()},
-        "view_uris": {v: m["uri"] for v, m in ts.metadata["views"].items()},
-        "labels": labels.source,
+        "view_uris": {v: relative_path(m["uri"], root) for v, m in ts.metadata["views"].items()},
+        "labels": {
+            "uri": relative_path(labels.uri, root),
+            "version": labels.version,
+            **lc.model_dump(mode="json", include={"label", "time", "columns", "start", "end"}),
+        },
         "feature_schema_hash": ts.metadata["feature_schema_hash"],
         "on_demand": ts.metadata.get("on_demand", {}),
         "content_hash": ts.content_hash(),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray.data
+from ray.data import ExecutionOptions
 from ray.train import (
     CheckpointConfig,
     DataConfig,
@@ -107,7 +108,27 @@ def make_trainer(
         datasets={"train": train, "validation": validation},
         # One worker reads the whole train slice: no split, so no split coordinator to start and
         # feed each epoch.
-        dataset_config=DataConfig(datasets_to_split=["train"] if t.num_workers > 1 else []),
+        dataset_config=DataConfig(
+            datasets_to_split=["train"] if t.num_workers > 1 else [],
+            execution_options=ordered_ingest(),
+        ),
+    )
+
+
+def ordered_ingest() -> ExecutionOptions:
+    """Ray Train's ingest options with the rows kept in order.
+
+    Ray Train replaces a dataset's execution options with these when it hands
+    the dataset to the workers; its defaults follow the ``DataContext`` of the
+    process that configures them, where blocks go out as their tasks finish.
+    Kept in order, the first (streamed) epoch reads the seeded shuffle's order
+    every run.
+    """
+    current = ray.data.DataContext.get_current().execution_options
+    return ExecutionOptions(
+        resource_limits=current.resource_limits,
+        preserve_order=True,
+        verbose_progress=current.verbose_progress,
     )
 
 

@@ -145,12 +145,22 @@ def tune_model(
         ),
         TRIAL_DRIVER_RESOURCES,
     )
+    # One bracket: ASHA then never draws one at random, and its stops depend only on the
+    # trials' reports (and, with trials side by side, on the order they arrive in).
     scheduler = ASHAScheduler(
         max_t=cfg.training.epochs,
         grace_period=min(cfg.tune.grace_period, cfg.training.epochs),
         reduction_factor=cfg.tune.reduction_factor,
+        brackets=1,
         stop_last_trials=False,
     )
+    if cfg.tune.max_concurrent_trials > 1:
+        log.info(
+            "%d trials side by side: Tune's suggestions and ASHA's stops depend on which trial "
+            "reports first, so a retrain may choose another model; set "
+            "tune.max_concurrent_trials: 1 for a reproducible choice.",
+            cfg.tune.max_concurrent_trials,
+        )
     tuner = tune.Tuner(
         trainable,
         param_space=search_space(cfg),

@@ -23,7 +23,19 @@ def invoke(env, *args):
 
 def test_demo_build_and_training_set(env, tmp_path):
     r = invoke(
-        env, "demo", "generate", "--users", "60", "--items", "20", "--days", "3", "--seed", "1"
+        env,
+        "demo",
+        "generate",
+        "--users",
+        "60",
+        "--items",
+        "20",
+        "--days",
+        "3",
+        "--seed",
+        "1",
+        "--start",
+        "2026-01-01T00:00:00Z",
     )
     assert r.exit_code == 0, r.output
     assert "impressions" in r.output and "window: 2026-01-01T00:00:00+00:00" in r.output

@@ -87,7 +87,7 @@ def recent_demo(
         s.raw_root,
         users=120,
         items=40,
-        days=9,
+        days=8,  # ends a day past the current hour: within materialize's max_ahead
         seed=11,
         progress=False,
         start=hour - timedelta(days=7),

@@ -38,7 +38,7 @@ def test_first_run_tunes_and_registers_the_champion(
     assert (
         str(client.get_model_version_by_alias("ctr_model", "champion").version) == first_run.version
     )
-    assert 0.6 < first_run.metrics["auc"] <= 1.0
+    assert 0.6 < first_run.metrics["test_auc"] <= 1.0
     run = client.get_run(first_run.run_id)
     assert run.info.status == "FINISHED"
     children = client.search_runs(
@@ -75,8 +75,8 @@ def test_second_run_on_the_same_data_is_a_challenger(
     assert second_run.champion_version == first_run.version
     assert "does not beat it by the margin 0.05" in second_run.reason
     assert second_run.champion_metrics is not None
-    assert second_run.champion_metrics["auc"] == pytest.approx(
-        first_run.metrics["auc"]
+    assert second_run.champion_metrics["test_auc"] == pytest.approx(
+        first_run.metrics["test_auc"]
     )  # same test slice
     assert (
         str(client.get_model_version_by_alias("ctr_model", "challenger").version)
@@ -116,7 +116,7 @@ def test_lineage_tags_are_present_and_correct(train_root: Settings, first_run: P
     assert_code_version(tags[lineage.TAG_CODE_VERSION])
     assert set(json.loads(tags[lineage.TAG_FEATURES])) == set(refs)
     assert json.loads(tags[lineage.TAG_SPLIT])["rows"]["test"] > 0
-    assert float(tags["metric.auc"]) == pytest.approx(first_run.metrics["auc"], rel=1e-5)
+    assert float(tags["test_auc"]) == first_run.metrics["test_auc"]
     run_tags = client.get_run(first_run.run_id).data.tags
     assert all(
         run_tags[k] == tags[k]
