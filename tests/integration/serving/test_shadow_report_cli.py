@@ -151,7 +151,7 @@ def test_default_window_and_folder(settings, env, log) -> None:
 
 
 @pytest.mark.parametrize("empty", [False, True])
-def test_missing_or_empty_log_is_one_line_and_exit_2(settings, env, empty) -> None:
+def test_missing_or_empty_log_is_one_error_line_and_exit_2(settings, env, empty) -> None:
     uri = settings.table_uri("predictions", "predictions")
     if empty:
         from deltalake import write_deltalake
@@ -160,7 +160,7 @@ def test_missing_or_empty_log_is_one_line_and_exit_2(settings, env, empty) -> No
     r = invoke(env)
     assert r.exit_code == 2, r.output
     lines = [line for line in r.output.splitlines() if line.strip()]
-    assert len(lines) == 1, r.output
+    assert len(lines) == 2 and lines[1].startswith("full traceback: "), r.output
     assert lines[0].startswith("NotFoundError:") and uri in lines[0]
     assert "serve some traffic" in lines[0] and "Traceback" not in r.output
 
