@@ -129,3 +129,44 @@ def test_a_repository_module_that_does_not_import_is_one_definition_error(
         f"{expected.format(file=file)}. Fix the module there."
     )
     assert len(lines) == 2 and "Traceback" in _log(lines[1])
+
+
+def test_in_a_terminal_a_failed_ray_execution_prints_only_mlray_s_line(
+    tmp_path: Path, repo_dir: Path
+):
+    """The real command in its own process (its own local Ray): Ray Data's ERROR records,
+    hundreds of lines of worker tracebacks, stay in Ray's log files."""
+    import os
+    import subprocess
+
+    from mlray.config import load_settings
+    from mlray.demo.generate import generate_clickstream
+
+    root = tmp_path / "data"
+    s = load_settings(config_file=None, data_root=str(root))
+    generate_clickstream(s.raw_root, users=20, items=5, days=1, seed=3, progress=False)
+    (repo_dir / "boom_repo_proc.py").write_text(BOOM_REPO)
+    env = {
+        **os.environ,
+        "MLRAY_DATA_ROOT": str(root),
+        "MLRAY_FEATURE_REPO": "boom_repo_proc",
+        "MLRAY_RAY__NUM_CPUS": "1",
+        "PYTHONPATH": str(repo_dir),
+        "COLUMNS": "200",
+    }
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlray.cli", *BUILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out[-3000:]
+    errors = [line for line in out.splitlines() if "ZeroDivisionError" in line]
+    assert errors == [
+        "ZeroDivisionError: integer division or modulo by zero "
+        f"(raised at {repo_dir}/boom_repo_proc.py:11 in boom)"
+    ], out[-3000:]
