@@ -7,19 +7,16 @@ refused with the fix in the message.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
+from ray_head import ray_head
 
 from mlray.config import Settings, load_settings
 from mlray.demo.generate import GenerateSummary, generate_clickstream
@@ -32,62 +29,11 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"not ready within {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``ray start --head --block`` on free loopback ports; yields the dashboard address."""
-    dash = free_port()
-    ports = {
-        "--port": free_port(),
-        "--dashboard-port": dash,
-        "--dashboard-agent-listen-port": free_port(),
-        "--ray-client-server-port": free_port(),
-    }
-    proc = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            *[f"{flag}={port}" for flag, port in ports.items()],
-            "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1",
-            "--num-cpus=2",
-            f"--temp-dir={tmp_path_factory.mktemp('ray-head')}",
-            "--disable-usage-stats",
-        ],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    address = f"http://127.0.0.1:{dash}"
-    try:
-        wait_for(lambda: requests.get(f"{address}/api/jobs/", timeout=2).ok, 90)
+    """``ray start --head`` on free loopback ports; yields the dashboard address."""
+    with ray_head(tmp_path_factory.mktemp("ray-head"), ENV) as address:
         yield address
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # what `ray stop` left behind in the group
 
 
 @pytest.fixture(scope="module")

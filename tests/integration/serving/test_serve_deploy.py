@@ -14,6 +14,7 @@ import pytest
 import requests
 import yaml
 from conftest import Served, free_port, wait_for
+from ray_head import ray_head
 
 from mlray.serving.app import parse_args
 
@@ -23,38 +24,9 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``ray start --head --block`` on loopback ports of its own; yields the dashboard address."""
-    dash, gcs = free_port(), free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--port={gcs}",
-            "--node-ip-address=127.0.0.1",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dash}",
-            "--num-cpus=2",
-            f"--temp-dir={tmp_path_factory.mktemp('ray-head')}",
-            "--disable-usage-stats",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    address = f"http://127.0.0.1:{dash}"
-    try:
-        wait_for(lambda: requests.get(f"{address}/api/version", timeout=2).ok, 90, every_s=0.5)
+    """``ray start --head`` on loopback ports of its own; yields the dashboard address."""
+    with ray_head(tmp_path_factory.mktemp("ray-head")) as address:
         yield address
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def local_config(served: Served, port: int, tmp_path: Path) -> Path:
