@@ -223,7 +223,7 @@ def main() -> None:
     import redis
 
     from mlray.online.embedded import EmbeddedRedis, embedded_dir
-    from mlray.online.redis_store import redis_target
+    from mlray.online.redis_target import redis_target
     from mlray.ray_session import ensure_ray
     from mlray.store import FeatureStore
 

@@ -51,7 +51,8 @@ def pin_online_store(settings: Settings) -> Settings:
 
 
 def _open_redis(settings: Settings, bulk_writes: bool) -> OnlineStore:
-    from mlray.online.redis_store import RedisOnlineStore, redis_target
+    from mlray.online.redis_store import RedisOnlineStore
+    from mlray.online.redis_target import redis_target
 
     target = redis_target(settings)
     return RedisOnlineStore(target.for_writes() if bulk_writes else target)

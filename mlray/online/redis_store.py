@@ -22,10 +22,7 @@ Every call is bounded by ``redis.timeout_s``; failures surface as
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -36,60 +33,17 @@ import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mlray.config import Settings
 from mlray.errors import BackendUnavailable, ConfigError, MlrayError, SchemaError
 from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
 from mlray.features.times import epoch_us
 from mlray.online.codec import KeyEncoder, ViewCodec
-from mlray.online.embedded import client_name, ensure_embedded
+from mlray.online.embedded import client_name
 from mlray.online.protocol import StoredRow, ViewState, WriteStats
 from mlray.online.redis_scripts import STATE_LUA, WRITE_LUA
+from mlray.online.redis_target import RedisTarget
 
 _STATE_FIELDS = ("newest", "watermark", "materialized_at", "version", "last_applied")
 _PIPELINE_DEPTH = 4  # script calls per round trip while writing
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """Where and how to connect (picklable: Ray tasks open their own connections from it)."""
-
-    url: str
-    namespace: str
-    timeout_s: float = 0.5
-    max_connections: int = 64
-    cluster: bool = False
-    retries: int = 1
-    write_batch: int = 500
-    write_timeout_s: float = 30.0
-
-    def for_writes(self) -> RedisTarget:
-        """The same target with the (longer) bulk-write timeout: busy servers queue big batches."""
-        return dataclasses.replace(self, timeout_s=max(self.timeout_s, self.write_timeout_s))
-
-    @property
-    def display_url(self) -> str:
-        """The URL without its password."""
-        return re.sub(r"//([^@/]*):([^@/]*)@", r"//\1:***@", self.url)
-
-
-def redis_target(settings: Settings) -> RedisTarget:
-    """The configured server, or the embedded one (started if needed)."""
-    cfg = settings.redis
-    url = cfg.url or ensure_embedded(settings)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"redis.url {url!r} must start with redis://, rediss:// (TLS) or unix://."
-        )
-    return RedisTarget(
-        url,
-        f"{cfg.key_prefix}:{settings.project}:",
-        cfg.timeout_s,
-        cfg.max_connections,
-        cfg.cluster,
-        cfg.retries,
-        cfg.write_batch,
-        cfg.write_timeout_s,
-    )
 
 
 class _ViewIO:

@@ -228,3 +228,20 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def load_champion(ctx: Context) -> Champion | None:
+    """The current champion (its spec, weights and training-data reference), or None."""
+    import torch
+
+    from mlray.registry.download import download_version
+    from mlray.registry.versions import STATE_FILE, version_for_alias
+
+    name = ctx.cfg.model_name
+    if version_for_alias(ctx.client, name, "champion") is None:
+        ctx.echo("  champion: none yet (first run)")
+        return None
+    got = download_version(ctx.client, name, Path(ctx.workdir.name) / "champion", alias="champion")
+    state = torch.load(got.path / STATE_FILE, map_location="cpu", weights_only=True)
+    ctx.echo(f"  champion: v{got.version}")
+    return Champion(got.version, got.spec, state, got.reference)

@@ -46,12 +46,12 @@ if TYPE_CHECKING:
     from mlray.validation.report import ValidationReport
 
 from mlray.pipeline.record import (
-    Champion,
     Context,
     Evaluation,
     Exported,
     PipelineResult,
     int8_verdict,
+    load_champion,
     log_training,
     split_info,
     start_run,
@@ -119,23 +119,6 @@ def run_pipeline(
 
 
 # -- stages ------------------------------------------------------------------------------
-def load_champion(ctx: Context) -> Champion | None:
-    """The current champion (its spec, weights and training-data reference), or None."""
-    import torch
-
-    from mlray.registry.download import download_version
-    from mlray.registry.versions import STATE_FILE, version_for_alias
-
-    name = ctx.cfg.model_name
-    if version_for_alias(ctx.client, name, "champion") is None:
-        ctx.echo("  champion: none yet (first run)")
-        return None
-    got = download_version(ctx.client, name, Path(ctx.workdir.name) / "champion", alias="champion")
-    state = torch.load(got.path / STATE_FILE, map_location="cpu", weights_only=True)
-    ctx.echo(f"  champion: v{got.version}")
-    return Champion(got.version, got.spec, state, got.reference)
-
-
 def build_training_set(ctx: Context) -> TrainingData:
     """Point-in-time training set (labels + stored and request-time features), lineage recorded."""
     from mlray.registry.lineage import lineage_tags

@@ -10,10 +10,7 @@ time window and row filters are pushed into the scan (``day`` partitions pruned)
 
 from __future__ import annotations
 
-import base64
 import functools
-import html
-import io
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -40,7 +37,6 @@ FIGURES: tuple[str, ...] = (
 )
 FIGURES += ("champion_mean", "shadow_mean")
 _COLUMNS = ["request_time", *PAIR_KEYS, "score", "shadow_score"]
-_PLOT_POINTS = 20_000  # scatter points drawn per pair; the figures use every row
 
 
 @dataclass
@@ -224,63 +220,6 @@ def build_report(
     )
 
 
-def scatter_png(pair: PairScores, threshold: float) -> str:
-    """Shadow against champion score, with the diagonal and both threshold lines, as base64 PNG."""
-    from matplotlib.figure import Figure
-
-    step = max(1, pair.champion.size // _PLOT_POINTS)
-    c, s = pair.champion[::step], pair.shadow[::step]
-    fig = Figure(figsize=(5, 5))
-    ax = fig.add_subplot()
-    lo = min(float(c.min()), float(s.min()), threshold, 0.0)
-    hi = max(float(c.max()), float(s.max()), threshold, 1e-3)
-    ax.scatter(c, s, s=6, alpha=0.4)
-    ax.plot([lo, hi], [lo, hi], linestyle="--", color="grey", label="shadow = champion")
-    ax.axvline(threshold, color="#cf222e", linestyle=":", label=f"threshold {threshold:g}")
-    ax.axhline(threshold, color="#cf222e", linestyle=":")
-    ax.set_xlabel(f"champion v{pair.model_version} score")
-    ax.set_ylabel(f"shadow v{pair.shadow_version} score")
-    ax.set_title(pair.label, fontsize=10)
-    ax.legend(loc="upper left")
-    return _png(fig)
-
-
-def diff_histogram_png(pair: PairScores) -> str:
-    """Histogram of shadow minus champion score, as base64 PNG."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    ax.hist(pair.shadow - pair.champion, bins=50)
-    ax.axvline(0.0, color="grey", linestyle="--")
-    ax.set_xlabel("shadow score - champion score")
-    ax.set_ylabel("rows")
-    ax.set_title(pair.label, fontsize=10)
-    return _png(fig)
-
-
-def to_html(report: ShadowReport, pairs: list[PairScores]) -> str:
-    """A self-contained HTML page: per pair, its figures, the scatter and the differences."""
-    window = f"{report.start or 'first row'} to {report.end or 'last row'}"
-    parts = [
-        f"<html><head><meta charset='utf-8'><title>Shadow report</title>{_STYLE}</head><body>",
-        "<h1>Shadow vs champion</h1>",
-        f"<p>Log {html.escape(report.table)}; requests from {html.escape(window)}; decision "
-        f"threshold {report.threshold:g}; created {html.escape(report.created_at)}.</p>",
-    ]
-    for figs, pair in zip(report.pairs, pairs, strict=True):
-        cells = "".join(f"<tr><td>{k}</td><td>{_fmt(figs[k])}</td></tr>" for k in FIGURES)
-        scatter, hist = scatter_png(pair, report.threshold), diff_histogram_png(pair)
-        parts += [
-            f"<h2>{html.escape(pair.label)}</h2>",
-            f"<table><tr><th>figure</th><th>value</th></tr>{cells}</table>",
-            f"<img alt='scatter' src='data:image/png;base64,{scatter}'/>",
-            f"<img alt='differences' src='data:image/png;base64,{hist}'/>",
-        ]
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def log_to_mlflow(settings: Settings, report: ShadowReport, out_dir: Path) -> str:
     """One run in :data:`EXPERIMENT`: pair ``i``'s figures as ``shadow.*`` metrics at step ``i``.
 
@@ -351,6 +290,8 @@ def shadow_report(
     report = build_report(pairs, uri, threshold, start, end)
     out_dir = Path(out) if out else _default_out(settings, report.created_at)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from mlray.serving.shadow_render import to_html  # it imports this module's types
+
     (out_dir / "report.html").write_text(to_html(report, pairs))
     report.out_dir = str(out_dir)
     _write_json(report, out_dir)
@@ -387,21 +328,3 @@ def _pair_tag(figs: dict[str, Any]) -> str:
 
 def _finite_or_none(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else html.escape(str(v))
-
-
-def _png(fig: Any) -> str:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-_STYLE = (
-    "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}"
-    "img{margin:1em 1em 0 0}</style>"
-)

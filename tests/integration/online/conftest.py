@@ -17,7 +17,7 @@ import redis
 
 from mlray.config import Settings, load_settings
 from mlray.online.embedded import EmbeddedRedis
-from mlray.online.redis_store import RedisTarget
+from mlray.online.redis_target import RedisTarget
 
 _NAMES = itertools.count()
 

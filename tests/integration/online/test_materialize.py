@@ -17,7 +17,7 @@ import ray
 import redis
 from online_helpers import TS, dump, make_view, repo_of
 
-from mlray.online.redis_store import redis_target
+from mlray.online.redis_target import redis_target
 from mlray.store import FeatureStore
 
 SERVICE = "ctr_model_v1"

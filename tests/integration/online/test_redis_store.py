@@ -17,7 +17,8 @@ from mlray.features.times import EPOCH, to_datetime
 from mlray.online.codec import ViewCodec
 from mlray.online.embedded import EmbeddedRedis
 from mlray.online.reader import OnlineReader
-from mlray.online.redis_store import RedisOnlineStore, RedisTarget
+from mlray.online.redis_store import RedisOnlineStore
+from mlray.online.redis_target import RedisTarget
 
 H = 3_600_000_000
 

@@ -20,7 +20,8 @@ from online_helpers import make_view, now_us, repo_of, rows
 from mlray.errors import BackendUnavailable
 from mlray.online.embedded import EmbeddedRedis
 from mlray.online.reader import OnlineReader
-from mlray.online.redis_store import RedisOnlineStore, RedisTarget
+from mlray.online.redis_store import RedisOnlineStore
+from mlray.online.redis_target import RedisTarget
 
 
 def _serve(

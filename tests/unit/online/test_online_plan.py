@@ -15,7 +15,7 @@ from mlray.features import FeatureRepository, FeatureService, Field, OnDemandFea
 from mlray.offline.plan import plan_training_set
 from mlray.offline.training_set import ApplyOnDemand
 from mlray.online.reader import OnlineFeatures, OnlineReader, build_plan
-from mlray.online.redis_store import RedisTarget
+from mlray.online.redis_target import RedisTarget
 
 REPO = FeatureRepository.from_module("mlray.demo.features")
 WHEN = datetime(2026, 5, 1, 21, 30, tzinfo=UTC)

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mlray.serving.shadow_render import to_html
 from mlray.serving.shadow_report import (
     average_ranks,
     build_report,
@@ -16,7 +17,6 @@ from mlray.serving.shadow_report import (
     pearson,
     spearman,
     split_pairs,
-    to_html,
 )
 
 # Five requests with ties on both sides.
