@@ -130,21 +130,10 @@ def check_build(
         NotFoundError: an unknown view (with close names).
         DefinitionError: a view is filled by ingest, not computed.
     """
-    from mlray.errors import DefinitionError
-    from mlray.offline.feature_build import check_window
+    from mlray.offline.feature_build import buildable_views, check_window
 
     check_window(start, end)
-    for name in views:
-        if name in repo.on_demand:
-            raise DefinitionError(
-                f"{repo.on_demand[name].where} is computed at request time, not built; "
-                "build stored views only (see `mlray features list`)."
-            )
-        if repo.view(name).transform is None:
-            raise DefinitionError(
-                f"Feature view {name!r} has no transform (it is filled by ingest); "
-                "build only computed views."
-            )
+    buildable_views(repo, views)
     return views
 
 

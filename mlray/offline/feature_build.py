@@ -74,15 +74,7 @@ def build_features(
     """
     check_window(start, end)
     store = OfflineStore(settings)
-    chosen = (
-        [repo.view(v) for v in views] if views else [v for v in repo.views.values() if v.transform]
-    )
-    for view in chosen:
-        if view.transform is None:
-            raise DefinitionError(
-                f"Feature view {view.name!r} has no transform (it is filled by ingest); "
-                "build only computed views."
-            )
+    chosen = buildable_views(repo, views)
     results: list[BuildResult] = []
     try:
         for view in chosen:
@@ -114,6 +106,32 @@ def check_window(start: datetime, end: datetime) -> None:
         raise ConfigError(
             f"Empty window: end {end.isoformat()} is not after start {start.isoformat()}."
         )
+
+
+def buildable_views(repo: FeatureRepository, names: list[str] | None) -> list[FeatureView]:
+    """The views a build computes: ``names``, or every view with a transform.
+
+    Raises:
+        NotFoundError: an unknown view (with close names).
+        DefinitionError: a named view is computed at request time, or filled by ingest.
+    """
+    if not names:
+        return [v for v in repo.views.values() if v.transform]
+    chosen = []
+    for name in names:
+        if name in repo.on_demand:
+            raise DefinitionError(
+                f"{repo.on_demand[name].where} is computed at request time, not built; "
+                "build stored views only (see `mlray features list`)."
+            )
+        view = repo.view(name)
+        if view.transform is None:
+            raise DefinitionError(
+                f"Feature view {name!r} has no transform (it is filled by ingest); "
+                "build only computed views."
+            )
+        chosen.append(view)
+    return chosen
 
 
 def compute_view(
