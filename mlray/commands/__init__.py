@@ -13,4 +13,6 @@ STAGES = (
     "mlray.commands.export",
     "mlray.commands.serving",
     "mlray.commands.shadow",
+    "mlray.commands.monitor",
+    "mlray.commands.replay",
 )

@@ -42,30 +42,9 @@ from typing import Any
 
 import pyarrow as pa
 
-log = logging.getLogger(__name__)
+from mlray.offline.predictions import PARTITION, SCHEMA
 
-SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("request_time", pa.timestamp("us", tz="UTC")),
-        ("logged_at", pa.timestamp("us", tz="UTC")),
-        ("route", pa.string()),
-        ("model_name", pa.string()),
-        ("entities", pa.string()),
-        ("context", pa.string()),
-        ("features", pa.string()),
-        ("feature_event_times", pa.string()),
-        ("missing_features", pa.list_(pa.string())),
-        ("score", pa.float64()),
-        ("model_version", pa.string()),
-        ("shadow_score", pa.float64()),
-        ("shadow_version", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("degraded", pa.bool_()),
-        ("day", pa.string()),
-    ]
-)
-PARTITION = "day"
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Monitoring and the feedback loop: drift, delayed-label performance, freshness, skew, replay."""
