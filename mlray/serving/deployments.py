@@ -25,6 +25,7 @@ from ray import serve
 from mlray.config import Settings
 from mlray.registry.tracking import registry_client
 from mlray.serving.config import LogConfig, ServeArgs
+from mlray.serving.heap import freeze_startup_heap
 from mlray.serving.log_buffer import RowBuffer
 from mlray.serving.prediction_log import DeltaLogWriter, LogRow
 
@@ -99,6 +100,7 @@ class Ingress:
         self._accepted_refs = set(self.service.refs())
         self._poller = asyncio.get_running_loop().create_task(_keep_current(self.models))
         self._metrics_task = asyncio.get_running_loop().create_task(self._flush_metrics())
+        freeze_startup_heap()
 
     async def _flush_metrics(self) -> None:
         while True:
@@ -238,6 +240,7 @@ class PredictionLogger:
             name="prediction log committer",
             on_depth=lambda n: self.metrics.queue.set(n, {"stage": "committer"}),
         )
+        freeze_startup_heap()
 
     async def _commit(self, rows: list[LogRow]) -> None:
         await asyncio.to_thread(self.writer.append, rows)
