@@ -124,10 +124,12 @@ def setup_data(root: Path) -> None:
         s.raw_root,
         users=USERS,
         items=ITEMS,
-        days=9,
+        days=11,
         seed=5,
         progress=False,
-        start=hour - timedelta(days=7),
+        # Training starts once the 7-day windows are full (labels.start_after_lookback):
+        # nine days of history before now leave the last two to train on.
+        start=hour - timedelta(days=9),
     )
     fs = FeatureStore(s)
     fs.build_features(demo.start, demo.end)

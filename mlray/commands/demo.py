@@ -1,4 +1,4 @@
-"""CLI: ``mlray demo generate``."""
+"""CLI: ``mlray demo generate`` and ``mlray demo labels``."""
 
 from __future__ import annotations
 
@@ -82,3 +82,64 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         )
         t0, t1 = (t.isoformat().replace("+00:00", "Z") for t in (summary.start, summary.end))
         typer.echo(f"next: mlray features build --start {t0} --end {t1}")
+
+    @groups["demo"].command("labels")
+    @handle_errors
+    def demo_labels(
+        table: str = typer.Option("predictions", help="Prediction log table to label."),
+        out: str = typer.Option("served_labels", help="Labels table name under <data_root>/raw."),
+        delay_min: float = typer.Option(60.0, min=0, help="Shortest delay request -> label (s)."),
+        delay_max: float = typer.Option(1800.0, min=0, help="Longest delay request -> label (s)."),
+        seed: int = typer.Option(0, min=0, help="The seed `mlray demo generate` used."),
+        users: int = typer.Option(2000, min=1, help="The --users `mlray demo generate` used."),
+        as_of: str = typer.Option(
+            None, help="Labels landed by this time, e.g. 2026-01-15T12:00:00Z (default: now)."
+        ),
+        overwrite: bool = typer.Option(False, help="Replace the labels table instead of adding."),
+        config: Path = ConfigOpt,
+    ) -> None:
+        """Label logged requests with the demo's hidden click model, as the labels land.
+
+        Each request gets a click (0/1) drawn from the generator's click model and a
+        label time a random delay after it; labels not landed by --as-of are left for a
+        later run, and a request already labelled is not labelled again.
+        """
+        import re
+
+        from mlray.demo.served_labels import delay_range, label_served
+        from mlray.errors import ConfigError
+
+        for name, value in (("table", table), ("out", out)):
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", value):
+                raise ConfigError(
+                    f"--{name} {value!r} must be a table name (letters, digits, _ and -)."
+                )
+        delay = delay_range((delay_min, delay_max))
+        now = parse_time(as_of, "as-of") if as_of else None
+        run = label_served(
+            settings_from(config),
+            table,
+            out,
+            delay,
+            seed,
+            users=users,
+            now=now,
+            overwrite=overwrite,
+        )
+        print_rows(
+            "served labels",
+            [
+                {
+                    "table": out,
+                    "new": run.written,
+                    "total": run.total,
+                    "not landed yet": run.pending,
+                    "unlabelable": run.skipped,
+                    "click rate (new)": run.clicks / run.written if run.written else None,
+                    "uri": run.uri,
+                }
+            ],
+        )
+        if run.pending:
+            typer.echo(f"{run.pending} label(s) land later: run this again to add them.")
+        typer.echo(f"next: mlray monitor (labels.source: {out})")

@@ -129,6 +129,34 @@ def make_world(users: int, items: int, seed: int, per_day: float) -> _World:
     )
 
 
+def click_probability(
+    world: _World,
+    user: np.ndarray,
+    item: np.ndarray,
+    hour: np.ndarray,
+    device: np.ndarray,
+    price: np.ndarray,
+) -> np.ndarray:
+    """The hidden click probability of impressions (the one formula; see the module docstring).
+
+    Args:
+        world: the users' and items' latent attributes (:func:`make_world`).
+        user, item: ids, indexes into ``world``.
+        hour: hour of the day counted from the window's start (0..23).
+        device: index into :data:`DEVICES`.
+        price: the price shown.
+    """
+    logit = (
+        _BASE_LOGIT
+        + world.propensity[user]
+        + world.quality[item]
+        + _HOUR_EFFECT[hour]
+        + _DEVICE_EFFECT[device]
+        - _PRICE_SENSITIVITY * (np.log(price) - world.log_usual[user])
+    )
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
 def _day_changes(
     rng: np.random.Generator, price: np.ndarray, category: np.ndarray, drift: bool
 ) -> _Changes:
@@ -227,15 +255,7 @@ def _impressions_day(
     )
     device = np.where(rng.random(n) < (_DRIFT_MOBILE if drift else 0.0), 0, device)
     price = _price_at(item, t, day_price, changes)
-    logit = (
-        _BASE_LOGIT
-        + world.propensity[user]
-        + world.quality[item]
-        + _HOUR_EFFECT[hour]
-        + _DEVICE_EFFECT[device]
-        - _PRICE_SENSITIVITY * (np.log(price) - world.log_usual[user])
-    )
-    clicked = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
+    clicked = rng.random(n) < click_probability(world, user, item, hour, device, price)
     order = np.argsort(t, kind="stable")
     return tuple(a[order] for a in (user, item, t, device, price, clicked))
 

@@ -186,7 +186,8 @@ request_features = OnDemandFeatureView(
     request=[Field("device", pa.string()), Field("price", pa.float64(), ge=0)],
     sources=["user_activity:usual_price_7d"],
     schema=[
-        Field("hour_of_day", pa.int64(), ge=0, le=23),
+        # Follows the clock: the drift monitor compares it with the same hours on earlier days.
+        Field("hour_of_day", pa.int64(), ge=0, le=23, seasonal=True),
         Field("price_vs_usual", pa.float64(), ge=0),
         *[Field(f"device_{d}", pa.int64(), ge=0, le=1) for d in DEVICES],
     ],

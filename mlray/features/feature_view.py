@@ -79,6 +79,11 @@ class Field:
             every write and again by training-set validation.
         default: value used when no row qualifies (instead of null).
         description: free text.
+        seasonal: the values follow the clock (e.g. the hour of day of the request), so
+            any short window of served traffic differs from the training data. The
+            drift monitor (:mod:`mlray.monitoring.drift`) compares such a feature with the
+            same hours of day on earlier days of served traffic instead of the training
+            reference, and never alarms on it before such history exists.
     """
 
     name: str
@@ -88,6 +93,7 @@ class Field:
     le: float | None = None
     default: object = None
     description: str = ""
+    seasonal: bool = False
 
     def check(self, where: str) -> None:
         """Refuse a type that is not an Arrow type Delta can store, or bounds that cannot apply.
@@ -117,6 +123,10 @@ class Field:
             )
         if self.ge is not None and self.le is not None and self.ge > self.le:
             raise DefinitionError(f"{what}: ge={self.ge} is above le={self.le}; no value fits.")
+        if not isinstance(self.seasonal, bool):
+            raise DefinitionError(
+                f"{what} has seasonal={self.seasonal!r}; write seasonal=True or seasonal=False."
+            )
 
     def violations(self, column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
         """How many values of ``column`` break each declared constraint (only those broken).

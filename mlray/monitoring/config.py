@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from mlray.config import read_yaml_mapping
 from mlray.errors import ConfigError
@@ -54,7 +54,15 @@ class LabelsConfig(_Section):
     attribution_window_s: float = Field(
         3600.0, gt=0, description="entity_time: longest delay from request to label."
     )
-    calibration_bins: int = Field(10, ge=2, le=100)
+    calibration_bins: int = Field(
+        10, ge=2, le=100, description="Equal-width score bins of the calibration table."
+    )
+    min_labels: int = Field(
+        100,
+        ge=1,
+        description="Fewer labelled predictions of a model version in the window: its figures "
+        "are reported but raise no AUC alert.",
+    )
 
 
 class PromotionConfig(_Section):
@@ -89,7 +97,20 @@ class SkewConfig(_Section):
     max_transform_skew_rate: float = Field(
         0.0, ge=0, le=1, description="Transform-skew mismatch rate above which a feature alerts."
     )
+    max_stale_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Stale-materialization mismatch rate above which a feature warns.",
+    )
     seed: int = 0
+
+
+RetrainOn = Literal["feature_drift", "score_drift", "freshness", "skew", "performance"]
+
+
+def _retrain_on_default() -> list[RetrainOn]:
+    return ["feature_drift", "score_drift", "performance"]
 
 
 class RetrainConfig(_Section):
@@ -111,10 +132,23 @@ class RetrainConfig(_Section):
     cooldown_s: float = Field(
         24 * 3600.0, ge=0, description="After a submitted retrain, no other for this long."
     )
-    on: list[Literal["feature_drift", "score_drift", "freshness", "skew", "performance"]] = Field(
-        default_factory=lambda: ["feature_drift", "score_drift", "performance"],
+    state_file: str | None = Field(
+        None,
+        description="Where the last submission is recorded (the cooldown); None = "
+        "<data_root>/monitor/retrain_state.json (set it when the data root is remote).",
+    )
+    on: list[RetrainOn] = Field(
+        default_factory=_retrain_on_default,
         description="Which breaches start a retrain (others only alert).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, values: Any) -> Any:
+        # YAML 1.1 reads an unquoted `on:` key as the boolean True.
+        if isinstance(values, dict) and True in values and "on" not in values:
+            values = {("on" if k is True else k): v for k, v in values.items()}
+        return values
 
 
 class MonitorConfig(_Section):

@@ -134,6 +134,13 @@ def build_training_set(ctx: Context) -> TrainingData:
         f"  {data.lineage['rows']:,} rows, {len(data.fields)} features, views "
         f"{data.lineage['views']}, data hash {data.lineage['content_hash'][:12]}"
     )
+    cut = data.lineage.get("lookback")
+    if cut:
+        ctx.echo(
+            f"  starts {cut['start']}, once every view's lookback has filled (view "
+            f"{cut['view']}: first event {cut['first_event']} + {cut['lookback']}): "
+            f"{cut['dropped_rows']:,} earlier label rows dropped (labels.start_after_lookback)"
+        )
     return data
 
 

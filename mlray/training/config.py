@@ -62,6 +62,13 @@ class LabelsConfig(_Section):
     columns: list[str] | None = Field(None, description="Label-table columns to keep (None = all).")
     start: datetime | None = Field(None, description="Only labels at or after this time.")
     end: datetime | None = Field(None, description="Only labels before this time.")
+    start_after_lookback: bool = Field(
+        True,
+        description="Start the training set once every joined view's lookback has filled "
+        "(its raw source's first event + FeatureView.lookback): before that, windowed counts "
+        "and sums cover less than a full window and are lower than anything serving sees. "
+        "The label rows dropped are logged and counted in the lineage.",
+    )
 
 
 class SplitConfig(_Section):

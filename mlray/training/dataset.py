@@ -10,6 +10,7 @@ for Ray Train.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ from mlray.errors import ValidationFailed
 from mlray.features.feature_view import Field
 from mlray.features.kinds import categorical_columns
 from mlray.features.repository import FeatureRepository
-from mlray.features.times import epoch_us
+from mlray.features.times import epoch_us, to_us
 from mlray.offline import inputs
 from mlray.offline.delta_store import OfflineStore
 from mlray.offline.labels import LabelTable, TimeSlice
 from mlray.offline.labels import read_labels as read_label_table
-from mlray.offline.plan import plan_training_set
+from mlray.offline.lookback import lookback_filled
+from mlray.offline.plan import TrainingPlan, plan_training_set
 from mlray.offline.training_set import TrainingSet, join_training_set
 from mlray.ray_session import ensure_ray
 from mlray.registry.lineage import relative_path
@@ -44,6 +46,7 @@ from mlray.training.preprocess import (
 )
 
 TIME_SAMPLE = 50_000
+log = logging.getLogger("mlray.training")
 
 
 @contextmanager
@@ -136,12 +139,33 @@ def build_training_set(
             label_time=cfg.labels.time,
             default_timezone=settings.default_timezone,
         )
-        ts = join_training_set(plan, labels.dataset, OfflineStore(settings))
+        rows, lookback = after_lookback(settings, cfg, plan, labels.dataset)
+        ts = join_training_set(plan, rows, OfflineStore(settings))
         ts = TrainingSet(ts.dataset.materialize(), ts.features, ts.label_time, ts.metadata)
-    if ts.dataset.count() == 0:
+    n = ts.dataset.count()
+    if lookback is not None:
+        lookback["dropped_rows"] = lookback.pop("label_rows") - n
+        log.info(
+            "Training set starts %s, once every view's lookback has filled (view %r: first event "
+            "%s + %s); %d earlier label rows dropped, %d kept (labels.start_after_lookback).",
+            lookback["start"],
+            lookback["view"],
+            lookback["first_event"],
+            lookback["lookback"],
+            lookback["dropped_rows"],
+            n,
+        )
+    if n == 0:
+        after = (
+            f"; all {lookback['dropped_rows']:,} are before {lookback['start']}, when every "
+            "view's lookback has filled: give more history, or set "
+            "labels.start_after_lookback: false"
+            if lookback
+            else ""
+        )
         raise ValidationFailed(
             f"No label rows in {labels.uri} (window {cfg.labels.start} .. "
-            f"{cfg.labels.end}); nothing to train on."
+            f"{cfg.labels.end}){after}; nothing to train on."
         )
     fields = dict(plan.fields)
     forced = {r.replace(":", "__", 1) for r in cfg.categorical}
@@ -156,7 +180,9 @@ def build_training_set(
             "uri": relative_path(labels.uri, root),
             "version": labels.version,
             **lc.model_dump(mode="json", include={"label", "time", "columns", "start", "end"}),
+            **({"start": lookback["start"]} if lookback else {}),
         },
+        "lookback": lookback,
         "feature_schema_hash": ts.metadata["feature_schema_hash"],
         "on_demand": ts.metadata.get("on_demand", {}),
         "content_hash": ts.content_hash(),
@@ -166,6 +192,35 @@ def build_training_set(
     return TrainingData(
         ts, fields, numeric, categorical, [by_column[c] for c in [*numeric, *categorical]], lineage
     )
+
+
+def after_lookback(
+    settings: Settings, cfg: TrainConfig, plan: TrainingPlan, labels: ray.data.Dataset
+) -> tuple[ray.data.Dataset, dict[str, Any] | None]:
+    """The label rows from when every joined view's lookback has filled, if so configured.
+
+    Returns:
+        The rows to join, and None when nothing is cut (turned off, no view with
+        a lookback, or ``labels.start`` already later); else what was cut:
+        ``start``, ``view``, ``first_event``, ``lookback`` and ``label_rows``
+        (every label row, before the cut; the caller turns it into ``dropped_rows``).
+    """
+    lc = cfg.labels
+    if not lc.start_after_lookback:
+        return labels, None
+    filled = lookback_filled(settings, [j.view for j in plan.joins])
+    if filled is None or (lc.start is not None and to_us(lc.start) >= to_us(filled.start)):
+        return labels, None
+    labels = labels.materialize()
+    info = {
+        "start": filled.start.isoformat(),
+        "view": filled.view,
+        "first_event": filled.first_event.isoformat(),
+        "lookback": str(filled.lookback),
+        "label_rows": labels.count(),
+    }
+    kept = labels.map_batches(TimeSlice(lc.time, filled.start, None), batch_format="pyarrow")
+    return kept, info
 
 
 @dataclass

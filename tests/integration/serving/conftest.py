@@ -79,10 +79,12 @@ def served(
         s.raw_root,
         users=150,
         items=40,
-        days=9,
+        days=11,
         seed=5,
         progress=False,
-        start=hour - timedelta(days=7),
+        # Nine days before now: training starts once the views' 7-day windows are full
+        # (labels.start_after_lookback), which leaves the last two days before now to train on.
+        start=hour - timedelta(days=9),
     )
     fs = FeatureStore(s)
     fs.build_features(demo.start, demo.end)

@@ -18,6 +18,8 @@ import torch
 from training_helpers import mlflow_client
 
 from mlray.config import Settings, code_version
+from mlray.offline.labels import TimeSlice
+from mlray.offline.lookback import lookback_filled
 from mlray.pipeline import PipelineResult
 from mlray.registry import lineage
 from mlray.registry.download import download_version
@@ -105,7 +107,16 @@ def test_lineage_tags_are_present_and_correct(train_root: Settings, first_run: P
     store = FeatureStore(train_root)
     refs = [str(r) for r in store.repo.resolve(cfg.features)] + cfg.extra_features
     labels_uri = train_root.table_uri("raw", "impressions")
-    ts = store.get_training_data(ray.data.read_delta(labels_uri), refs)
+    # The training set starts once every view's 7-day windows are full (start_after_lookback).
+    filled = lookback_filled(
+        train_root, [store.repo.view(v) for v in ("user_activity", "item_stats")]
+    )
+    assert filled is not None
+    assert json.loads(tags[lineage.TAG_LABELS_READ])["start"] == filled.start.isoformat()
+    labels = ray.data.read_delta(labels_uri).map_batches(
+        TimeSlice("event_time", filled.start, None), batch_format="pyarrow"
+    )
+    ts = store.get_training_data(labels, refs)
     assert tags[lineage.TAG_DATA_HASH] == ts.content_hash()
     assert tags[lineage.TAG_SCHEMA_HASH] == ts.metadata["feature_schema_hash"]
     expected = {
