@@ -1,7 +1,8 @@
 """``make quickstart``: the whole flow on embedded defaults, stage by stage.
 
 Local Ray, Delta tables under ./mlray-data, embedded Redis, MLflow on SQLite.
-Each stage prints what it did; the run ends with a summary table.
+Each stage prints what it did; the run ends with a monitor run over the served
+traffic (a dry run: it says what it would retrain) and a summary table.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from mlray.store import FeatureStore
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEMO = {"users": 2000, "items": 300, "days": 14, "seed": 42}
 SERVE_REQUESTS = 300
+MONITOR_SKEW = 100  # logged predictions the monitor's skew audit recomputes
 # A small tuning budget so the quickstart stays a few minutes on a laptop.
 TRAIN_BUDGET = {
     "model_name": "ctr_model",
@@ -199,7 +202,7 @@ def serve_traffic(settings: Settings) -> tuple[Any, str]:
     import requests
     from ray import serve
 
-    from mlray.demo.traffic import demo_bodies, send
+    from mlray.demo.traffic import bodies_like_impressions, send
     from mlray.serving.app import build_app
     from mlray.serving.config import ServeArgs
 
@@ -212,7 +215,12 @@ def serve_traffic(settings: Settings) -> tuple[Any, str]:
     )
     serve.run(build_app(args), name="mlray", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
-    bodies = demo_bodies(SERVE_REQUESTS, users=DEMO["users"], items=DEMO["items"], seed=1)
+    bodies = bodies_like_impressions(
+        settings.table_uri("raw", "impressions"),
+        SERVE_REQUESTS,
+        seed=1,
+        storage_options=settings.storage_options,
+    )
     traffic = send(url, bodies, batch_size=25)
     info = requests.get(f"{url}/model", timeout=5).json()
     serve.delete("mlray")  # graceful: every buffered prediction row is committed
@@ -246,6 +254,46 @@ def serve_traffic(settings: Settings) -> tuple[Any, str]:
     return traffic, summary
 
 
+def delayed_labels(settings: Settings) -> tuple[Any, str]:
+    """The demo's hidden click model labels the served requests; labels land 1-30 min later."""
+    from mlray.demo.served_labels import DEFAULT_DELAY_S, label_served
+
+    # The labels as they stand an hour on: every one has landed by then.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    run = label_served(settings, seed=DEMO["seed"], users=DEMO["users"], now=later, overwrite=True)
+    lo, hi = (d / 60 for d in DEFAULT_DELAY_S)
+    return run, (
+        f"{run.written} labels ({run.clicks} clicks) landing {lo:.0f}-{hi:.0f} min after their "
+        f"requests, {run.pending} still pending an hour on, {run.skipped} unlabelled"
+    )
+
+
+def monitor(settings: Settings) -> tuple[Any, str]:
+    """``mlray monitor --dry-run`` over the served traffic: every check, what it would do."""
+    from mlray.monitoring.config import MonitorConfig
+    from mlray.monitoring.monitor import run_monitor
+
+    cfg = MonitorConfig(
+        model_name=str(TRAIN_BUDGET["model_name"]),
+        skew={"sample": MONITOR_SKEW},
+        # The demo catalog changes about ten times a day: a day's lag is still fresh for it.
+        freshness={"limits_s": {"item_catalog": 86_400}},
+    )
+    report = run_monitor(cfg, settings, dry_run=True)
+    table = Table(title=f"monitor over the last {cfg.window_hours:g} h (dry run)")
+    for col in ("check", "status", "figures"):
+        table.add_column(col, overflow="fold")
+    for row in report.summary_rows():
+        table.add_row(row["check"], row["status"], row["figures"])
+    console.print(table)
+    console.print(f"  report: {report.out_dir}/report.html")
+    breaches = ", ".join(sorted({a.check for a in report.breaches})) or "none"
+    return report, (
+        f"{report.rows} predictions; breaches: {breaches}; retrain: "
+        f"{report.retrain.get('action')}; {report.metrics_exported} Ray metric series"
+    )
+
+
 def _free_port() -> int:
     import socket
 
@@ -276,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     run.stage("train #2 (same data)", lambda: train(settings, 2))
     run.stage("score with the champion", lambda: score(fs, settings, demo))
     run.stage("serve with the challenger in shadow", lambda: serve_traffic(settings))
+    run.stage("delayed labels", lambda: delayed_labels(settings))
+    run.stage("monitor", lambda: monitor(settings))
     run.summary()
     console.print(
         f"Browse runs and versions: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}"

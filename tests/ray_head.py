@@ -66,7 +66,7 @@ def ray_head(temp_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[s
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
+            proc.wait(timeout=5)  # a head that ran jobs ignores SIGTERM for ~30 s: a test cluster
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # what `ray stop` left behind in the group
 

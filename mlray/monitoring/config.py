@@ -127,7 +127,7 @@ class RetrainConfig(_Section):
     address: str | None = Field(
         None,
         description="Ray dashboard address for job submission; None = ray.address or "
-        "RAY_ADDRESS or the local cluster's dashboard.",
+        "RAY_ADDRESS or the cluster the monitor joined (never a local Ray it started).",
     )
     cooldown_s: float = Field(
         24 * 3600.0, ge=0, description="After a submitted retrain, no other for this long."

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ray_head import ray_head
 
 from mlray.config import Settings, load_settings
 from mlray.demo.generate import GenerateSummary, generate_clickstream
@@ -30,10 +29,9 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}{os.pathsep}{os
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``ray start --head`` on free loopback ports; yields the dashboard address."""
-    with ray_head(tmp_path_factory.mktemp("ray-head"), ENV) as address:
-        yield address
+def head(ray_head_address: str) -> str:
+    """The shared ``ray start --head`` on free loopback ports (conftest); its dashboard address."""
+    return ray_head_address
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 import schemathesis
-from conftest import Served, deploy, wait_for
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -26,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from serving_support import Served, deploy, wait_for
 
 NAME = "fuzz"
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 import requests
-from conftest import MODEL, Served, deploy, wait_for
+from serving_support import MODEL, Served, deploy, wait_for
 
 from mlray.registry.tracking import registry_client
 from mlray.registry.versions import set_alias

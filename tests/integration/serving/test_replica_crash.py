@@ -9,7 +9,7 @@ import time
 import deltalake
 import psutil
 import requests
-from conftest import Served, deploy, wait_for
+from serving_support import Served, deploy, wait_for
 
 BODY = {"entities": {"user_id": 4, "item_id": 9}, "context": {"device": "desktop", "price": 12.5}}
 BATCH_ROWS = 16  # the replica's buffer: rows held before they go to the committer

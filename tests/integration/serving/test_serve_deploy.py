@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import Served, free_port, wait_for
 from ray_head import ray_head
+from serving_support import Served, free_port, wait_for
 
 from mlray.serving.app import parse_args
 

@@ -12,7 +12,7 @@ import deltalake
 import numpy as np
 import pytest
 import requests
-from conftest import MODEL, Served, deploy
+from serving_support import MODEL, Served, deploy
 
 from mlray.registry.download import download_version
 from mlray.registry.tracking import registry_client

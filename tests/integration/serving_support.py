@@ -1,5 +1,9 @@
 """Serving fixtures: recent demo features in a Redis of our own, a champion and a challenger, Serve.
 
+Shared by the serving and the monitoring tests: ``tests/integration/conftest.py``
+registers the fixtures (one ``served`` per run), and tests import the helpers
+(``deploy``, ``wait_for``, ``Served``...) from here.
+
 The data ends in the future (online values expire by the wall clock), the
 features are materialized as of now, and two pipeline runs register version 1
 (champion) and version 2 (challenger). Serve runs in the session's Ray with
