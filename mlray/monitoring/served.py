@@ -83,7 +83,7 @@ def _column(values: list[object], index: pd.Index) -> pd.Series:
     present = [v for v in values if not _is_missing(v)]
     if all(isinstance(v, Number) for v in present):  # bools are numbers: True -> 1.0
         return pd.Series(
-            np.array([np.nan if _is_missing(v) else float(v) for v in values], dtype=np.float64),
+            np.array([np.nan if _is_missing(v) else v for v in values], dtype=np.float64),
             index=index,
         )
     return pd.Series([None if _is_missing(v) else v for v in values], index=index, dtype=object)
