@@ -33,6 +33,15 @@ console = Console(stderr=True)
 ConfigOpt = typer.Option(
     None, "--config", "-c", help="mlray.yaml settings file.", exists=True, dir_okay=False
 )
+# For commands whose --config is their own YAML (train, monitor): the settings file beside it.
+SettingsOpt = typer.Option(
+    None,
+    "--settings",
+    exists=True,
+    dir_okay=False,
+    help="mlray.yaml settings (default: the config's settings_file, else $MLRAY_CONFIG "
+    "or ./mlray.yaml).",
+)
 # Exits and usage errors typer (and click, which some typer versions use) handle themselves.
 _CLI_EXITS = (
     typer.Exit,

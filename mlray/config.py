@@ -12,7 +12,7 @@ import os
 import subprocess
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +20,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlray.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_CONFIG_FILE = "mlray.yaml"
 ENV_PREFIX = "MLRAY_"
@@ -322,3 +324,28 @@ def read_yaml_mapping(path: str | Path, what: str, holds: str = "a mapping") -> 
             f"{what[0].upper()}{what[1:]} {path} must hold {holds}, got {type(values).__name__}."
         )
     return values
+
+
+def load_yaml_model(
+    model: type[ModelT], path: str | Path | None, what: str, overrides: dict[str, Any]
+) -> ModelT:
+    """A pydantic ``model`` from the YAML at ``path`` (None: defaults) updated with ``overrides``.
+
+    The instance remembers its file in ``_source`` when the model declares that
+    private attribute.
+
+    Raises:
+        ConfigError: the file is unreadable, or a field is invalid; the message names both.
+    """
+    values = read_yaml_mapping(path, what) if path is not None else {}
+    values.update(overrides)
+    try:
+        cfg = model.model_validate(values)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"Invalid {what}{f' {path}' if path else ''}: {problems}") from e
+    if "_source" in getattr(model, "__private_attributes__", {}):
+        cfg._source = str(path) if path is not None else None  # type: ignore[attr-defined]
+    return cfg

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from mlray.cli_support import handle_errors, parse_time, print_rows
+from mlray.cli_support import SettingsOpt, handle_errors, parse_time, print_rows
 
 MonitorConfigOpt = typer.Option(
     None,
@@ -22,15 +22,6 @@ MonitorConfigOpt = typer.Option(
     exists=True,
     dir_okay=False,
     help="Monitor config YAML, e.g. jobs/monitor.yaml (default: all defaults).",
-)
-SettingsOpt = typer.Option(
-    None,
-    "--settings",
-    "--settings-config",
-    exists=True,
-    dir_okay=False,
-    help="mlray.yaml settings (default: the config's settings_file, else $MLRAY_CONFIG "
-    "or ./mlray.yaml).",
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mlray.cli_support import handle_errors, print_rows
+from mlray.cli_support import SettingsOpt, handle_errors, print_rows
 
 TrainConfigOpt = typer.Option(
     None,
@@ -16,14 +16,6 @@ TrainConfigOpt = typer.Option(
     exists=True,
     dir_okay=False,
     help="Training config YAML (default: all defaults).",
-)
-SettingsOpt = typer.Option(
-    None,
-    "--settings",
-    exists=True,
-    dir_okay=False,
-    help="mlray.yaml settings (default: the config's settings_file, else $MLRAY_CONFIG "
-    "or ./mlray.yaml).",
 )
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from mlray.config import read_yaml_mapping
-from mlray.errors import ConfigError
+from mlray.config import load_yaml_model
 
 
 class _Section(BaseModel):
@@ -185,14 +184,5 @@ def load_monitor_config(path: str | Path | None = None, **overrides: Any) -> Mon
     Raises:
         ConfigError: unreadable file or invalid field; the message names both.
     """
-    values = read_yaml_mapping(path, "monitor config") if path is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        cfg = MonitorConfig.model_validate(values)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"Invalid monitor config{f' {path}' if path else ''}: {problems}") from e
-    cfg._source = str(path) if path is not None else None
-    return cfg
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_yaml_model(MonitorConfig, path, "monitor config", given)

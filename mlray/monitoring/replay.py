@@ -49,7 +49,12 @@ from mlray.monitoring.recompute import (
     source_views,
     values_equal,
 )
-from mlray.offline.predictions import DEFAULT_TABLE, decode_json_columns, predictions_uri
+from mlray.offline.predictions import (
+    DEFAULT_TABLE,
+    decode_json_columns,
+    predictions_uri,
+    read_predictions,
+)
 
 REL_TOLERANCE, ABS_TOLERANCE, SCORE_TOLERANCE = 1e-6, 1e-9, 1e-5
 
@@ -262,18 +267,8 @@ def read_logged(settings: Settings, table: str, request_id: str) -> tuple[pd.Dat
     Raises:
         NotFoundError: no such log table, or no row with that request id.
     """
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     uri = predictions_uri(settings, table)
-    try:
-        dt = DeltaTable(uri, storage_options=settings.storage_options or None)
-    except TableNotFoundError as e:
-        raise NotFoundError(
-            f"Prediction log table {table!r} does not exist at {uri}; serve some traffic first "
-            "(mlray serve), or pass --table with the app's log.table."
-        ) from e
-    rows = dt.to_pyarrow_table(filters=pc.field("request_id") == request_id)
+    rows = read_predictions(settings, table, where=pc.field("request_id") == request_id)
     if rows.num_rows == 0:
         raise NotFoundError(
             f"No prediction with request id {request_id!r} in the log table {table!r} ({uri}); "

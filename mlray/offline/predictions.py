@@ -78,8 +78,11 @@ def read_predictions(
     start: datetime | None = None,
     end: datetime | None = None,
     columns: Sequence[str] | None = None,
+    where: pc.Expression | None = None,
 ) -> pa.Table:
-    """The log's rows with ``start <= request_time < end``, in :data:`SCHEMA` (or ``columns``).
+    """The log's rows with ``start <= request_time < end`` (and ``where``), in :data:`SCHEMA`.
+
+    ``columns`` picks columns; ``where`` is a further row filter (e.g. one request id).
 
     Raises:
         NotFoundError: the table does not exist (nothing was served and logged yet).
@@ -92,12 +95,13 @@ def read_predictions(
         dt = DeltaTable(uri, storage_options=settings.storage_options or None)
     except TableNotFoundError as e:
         raise NotFoundError(
-            f"Prediction log {uri} does not exist; serve some traffic first (mlray serve), "
-            "or pass the log.table the app was deployed with."
+            f"Prediction log table {table!r} does not exist at {uri}; serve some traffic first "
+            "(mlray serve), or pass the log.table the app was deployed with (--table)."
         ) from e
-    return dt.to_pyarrow_table(
-        columns=list(columns) if columns else None, filters=window_filter(start, end)
-    )
+    rows = window_filter(start, end)
+    if where is not None:
+        rows = where if rows is None else rows & where
+    return dt.to_pyarrow_table(columns=list(columns) if columns else None, filters=rows)
 
 
 def decode_json_columns(rows: pa.Table) -> pd.DataFrame:

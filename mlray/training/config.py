@@ -27,13 +27,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from mlray.config import read_yaml_mapping
-from mlray.errors import ConfigError
+from mlray.config import load_yaml_model
 from mlray.registry.champion import PromotionConfig
 from mlray.runtimes.model_spec import DEFAULT_LAYERS, DEFAULT_WIDTH, MIN_WIDTH, hidden_layers
 from mlray.validation.config import ValidationConfig
@@ -299,17 +297,7 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
     Raises:
         ConfigError: the file is unreadable, or a field is invalid; the message names both.
     """
-    values = read_yaml_mapping(path, "training config") if path is not None else {}
-    values.update(overrides)
-    try:
-        cfg = TrainConfig.model_validate(values)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"Invalid training config{f' {path}' if path else ''}: {problems}") from e
-    cfg._source = str(path) if path is not None else None
-    return cfg
+    return load_yaml_model(TrainConfig, path, "training config", overrides)
 
 
 def settings_for(cfg: TrainConfig):
