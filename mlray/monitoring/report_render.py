@@ -9,14 +9,12 @@ limit. Each is an embedded PNG; a plot without data is left out.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from typing import Any
 
 from mlray.monitoring.report import CheckSection, MonitorReport
-from mlray.validation.report import ValidationReport
+from mlray.validation.report import ValidationReport, png_base64
 
 COLORS = {
     "ok": "#1a7f37",
@@ -90,7 +88,7 @@ def score_png(bins: dict[str, Any]) -> str:
     ax.set_xticks(x, bins["bins"], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("share of rows")
     ax.legend()
-    return png(fig)
+    return png_base64(fig)
 
 
 def auc_png(daily: list[dict[str, Any]]) -> str:
@@ -113,7 +111,7 @@ def auc_png(daily: list[dict[str, Any]]) -> str:
     ax.set_ylabel("AUC")
     ax.legend()
     ax.tick_params(axis="x", rotation=45, labelsize=7)
-    return png(fig)
+    return png_base64(fig)
 
 
 def calibration_png(perf: dict[str, Any]) -> str:
@@ -129,7 +127,7 @@ def calibration_png(perf: dict[str, Any]) -> str:
     ax.set_xlabel("mean predicted score")
     ax.set_ylabel("observed click rate")
     ax.legend(loc="upper left")
-    return png(fig)
+    return png_base64(fig)
 
 
 def freshness_png(views: list[dict[str, Any]]) -> str:
@@ -145,15 +143,7 @@ def freshness_png(views: list[dict[str, Any]]) -> str:
     )
     ax.set_xlabel("hours since the newest materialized event")
     ax.legend(loc="best")
-    return png(fig)
-
-
-def png(fig: Any) -> str:
-    """A matplotlib figure as base64 PNG."""
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode()
+    return png_base64(fig)
 
 
 def _figure(w: float, h: float) -> tuple[Any, Any]:

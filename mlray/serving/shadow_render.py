@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from typing import Any
 
 from mlray.serving.shadow_report import FIGURES, PairScores, ShadowReport
+from mlray.validation.report import png_base64
 
 _PLOT_POINTS = 20_000  # scatter points drawn per pair; the figures use every row
 
@@ -31,7 +30,7 @@ def scatter_png(pair: PairScores, threshold: float) -> str:
     ax.set_ylabel(f"shadow v{pair.shadow_version} score")
     ax.set_title(pair.label, fontsize=10)
     ax.legend(loc="upper left")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def diff_histogram_png(pair: PairScores) -> str:
@@ -45,7 +44,7 @@ def diff_histogram_png(pair: PairScores) -> str:
     ax.set_xlabel("shadow score - champion score")
     ax.set_ylabel("rows")
     ax.set_title(pair.label, fontsize=10)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def to_html(report: ShadowReport, pairs: list[PairScores]) -> str:
@@ -72,13 +71,6 @@ def to_html(report: ShadowReport, pairs: list[PairScores]) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else html.escape(str(v))
-
-
-def _png(fig: Any) -> str:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 _STYLE = (

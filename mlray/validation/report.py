@@ -160,10 +160,15 @@ class ValidationReport:
         ax.set_xlabel("PSI vs reference")
         ax.legend(loc="lower right")
         ax.tick_params(axis="y", labelsize=7)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        return base64.b64encode(buf.getvalue()).decode()
+        return png_base64(fig)
+
+
+def png_base64(fig: Any) -> str:
+    """A matplotlib figure as base64 PNG (90 dpi, tight layout), for a self-contained HTML page."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 _STYLE = (
