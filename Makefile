@@ -32,3 +32,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf mlray-data .pytest_cache
+
+# cluster/kuberay-rayservice.yaml from serve_configs/production.yaml and the RayCluster's spec.
+.PHONY: cluster-manifests
+cluster-manifests: $(STAMP)
+	$(BIN)/mlray cluster rayservice

@@ -80,6 +80,11 @@ class RedisConfig(BaseModel):
     write_batch: int = Field(
         500, ge=1, le=10_000, description="Entities per conditional-write script call."
     )
+    ssl_ca_certs: str | None = Field(
+        None,
+        description="CA bundle (PEM file) that signed a rediss:// server's certificate; "
+        "None = the system's trusted CAs.",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
@@ -117,6 +122,15 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(None, description="None = SQLite under data_root.")
     ray: RayConfig = Field(default_factory=RayConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _option_values_as_text(cls, v: object) -> object:
+        # deltalake and object stores take every option as text; a YAML or JSON mapping (file or
+        # MLRAY_STORAGE_OPTIONS) reads `AWS_ALLOW_HTTP: true` as a bool and a port as a number.
+        if isinstance(v, dict):
+            return {k: _option_text(x) for k, x in v.items()}
+        return v
 
     @field_validator("default_timezone")
     @classmethod
@@ -159,6 +173,15 @@ class Settings(BaseSettings):
     def table_uri(self, kind: str, name: str) -> str:
         """Location of a Delta table; ``kind`` is ``raw``, ``features``, ``predictions``..."""
         return _join(self.data_root, kind, name)
+
+
+def _option_text(value: object) -> object:
+    """A bool or number as the text an object store takes (``true``, ``9000``); others as given."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
 
 
 def _join(root: Path | str, *parts: str) -> str:

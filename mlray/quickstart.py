@@ -225,7 +225,10 @@ def serve_traffic(settings: Settings) -> tuple[Any, str]:
     info = requests.get(f"{url}/model", timeout=5).json()
     serve.delete("mlray")  # graceful: every buffered prediction row is committed
     serve.shutdown()
-    log = deltalake.DeltaTable(settings.table_uri("predictions", args.log.table))
+    log = deltalake.DeltaTable(
+        settings.table_uri("predictions", args.log.table),
+        storage_options=settings.storage_options or None,
+    )
     ids = set(traffic.request_ids)
     logged = sum(
         r in ids for r in log.to_pyarrow_table(columns=["request_id"])["request_id"].to_pylist()

@@ -8,6 +8,7 @@ Heavy imports happen inside each command, so ``mlray --help`` stays fast.
 STAGES = (
     "mlray.commands.demo",
     "mlray.commands.features",
+    "mlray.commands.compact",
     "mlray.commands.online",
     "mlray.commands.training",
     "mlray.commands.export",
@@ -15,4 +16,5 @@ STAGES = (
     "mlray.commands.shadow",
     "mlray.commands.monitor",
     "mlray.commands.replay",
+    "mlray.commands.cluster",
 )

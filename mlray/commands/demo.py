@@ -16,8 +16,9 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     @groups["demo"].command("generate")
     @handle_errors
     def demo_generate(
-        out: Path = typer.Option(
-            None, help="Directory for the raw Delta tables (default: <data_root>/raw)."
+        # A string, not a Path: Path("s3://bucket/raw") would become "s3:/bucket/raw".
+        out: str = typer.Option(
+            None, help="Directory or URI for the raw Delta tables (default: <data_root>/raw)."
         ),
         users: int = typer.Option(2000, min=1),
         items: int = typer.Option(300, min=1),
@@ -52,7 +53,7 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
             days=days,
         )
         summary = generate_clickstream(
-            str(out) if out else s.raw_root,
+            out or s.raw_root,
             users=users,
             items=items,
             days=n_days,

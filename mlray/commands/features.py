@@ -111,7 +111,9 @@ def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
         # Plans (columns, types, null label times and keys from the files' statistics)
         # before Ray starts; then joins.
         ts = fs.get_training_data(source, refs, label_time=label_time)
-        rows = write_training_set(ts, target, delta=delta, overwrite=overwrite)
+        rows = write_training_set(
+            ts, target, delta=delta, overwrite=overwrite, storage_options=s.storage_options
+        )
         typer.echo(f"wrote {rows} rows to {out}")
 
 

@@ -14,7 +14,6 @@ a raw table name, a Delta table, or Parquet) and read without Ray.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,14 +195,9 @@ def _read(src: LabelSource) -> pa.Table:
         dt = DeltaTable(src.uri, version=src.version, storage_options=src.storage_options)
         return dt.to_pyarrow_table()
     import pyarrow.dataset as pads
-    import pyarrow.fs as pafs
 
-    if "://" in src.uri and not src.uri.startswith("file://"):
-        fs, base = pafs.FileSystem.from_uri(src.uri)
-        files = [f.split("://", 1)[1] for f in src.files]
-    else:
-        fs, base = None, str(Path(src.uri.removeprefix("file://")).resolve())
-        files = list(src.files)
+    fs, base = src.filesystem()
+    files = list(src.files)
     if files == [base]:  # one Parquet file
         return pads.dataset(files, filesystem=fs, format="parquet").to_table()
     return pads.dataset(

@@ -38,6 +38,8 @@ def write_file(
     batches: Iterable[pa.RecordBatch | pa.Table],
     schema: pa.Schema,
     partition: Mapping[str, str] | None = None,
+    *,
+    data_change: bool = True,
 ) -> AddAction:
     """Write ``batches`` in order to one new Parquet file and describe it for the Delta log.
 
@@ -46,6 +48,7 @@ def write_file(
         batches: rows, already without the partition columns.
         schema: the file schema.
         partition: partition column values, e.g. ``{"mlray_bucket": "3"}``.
+        data_change: False for a rewrite of rows already in the table (compaction).
     """
     prefix = "".join(f"{k}={v}/" for k, v in (partition or {}).items())
     path = f"{prefix}part-{uuid.uuid4()}-c000.snappy.parquet"
@@ -63,7 +66,7 @@ def write_file(
         fs.get_file_info(path).size,
         dict(partition or {}),
         int(time.time() * 1000),
-        True,
+        data_change,
         stats,
     )
 

@@ -40,6 +40,7 @@ from mlray.errors import NotFoundError, SchemaError
 from mlray.features.feature_view import EVENT_TIME, FeatureView, Field
 from mlray.offline import delta_files
 from mlray.offline.bucketing import BUCKET
+from mlray.offline.filesystems import open_filesystem
 from mlray.offline.inputs import PrepareRows, check_rows_schema
 from mlray.offline.shuffle import block_refs
 from mlray.offline.staging import (
@@ -74,14 +75,20 @@ class ViewSnapshot:
     num_rows: int
     filesystem: pafs.FileSystem
 
-    def read_bucket(self, bucket: int, columns: list[str]) -> pa.Table | None:
-        """The bucket's rows (``columns`` only), or None when it has no files."""
+    def read_bucket(
+        self, bucket: int, columns: list[str], where: pc.Expression | None = None
+    ) -> pa.Table | None:
+        """The bucket's rows (``columns`` only, ``where`` they match), or None without files.
+
+        Files are read in log order and each file's rows in file order, so a
+        compacted bucket comes back in join order. ``where`` is pushed into the
+        Parquet scan (row groups whose statistics exclude it are skipped).
+        """
         files = self.files.get(bucket)
         if not files:
             return None
-        return pads.dataset(list(files), format="parquet", filesystem=self.filesystem).to_table(
-            columns=columns
-        )
+        ds = pads.dataset(list(files), format="parquet", filesystem=self.filesystem)
+        return ds.to_table(columns=columns, filter=where)
 
 
 class OfflineStore:
@@ -93,7 +100,8 @@ class OfflineStore:
     def uri(self, view: FeatureView) -> str:
         return self.settings.table_uri("features", view.name)
 
-    def _table(self, view: FeatureView, version: int | None = None) -> deltalake.DeltaTable:
+    def table(self, view: FeatureView, version: int | None = None) -> deltalake.DeltaTable:
+        """The view's Delta table (a version of it); NotFoundError when it does not exist."""
         try:
             return deltalake.DeltaTable(
                 self.uri(view), version=version, storage_options=self.settings.storage_options
@@ -110,23 +118,31 @@ class OfflineStore:
                 ) from e
             raise
 
+    def exists(self, view: FeatureView) -> bool:
+        """Whether the view has an offline table."""
+        try:
+            self.table(view)
+        except NotFoundError:
+            return False
+        return True
+
     def num_buckets(self, view: FeatureView) -> int:
         """The table's bucket count, or the configured one for a table not created yet."""
         try:
-            desc = self._table(view).metadata().description or "{}"
+            desc = self.table(view).metadata().description or "{}"
         except NotFoundError:
             return self.settings.num_buckets
         return int(json.loads(desc).get("num_buckets", self.settings.num_buckets))
 
     def version(self, view: FeatureView) -> int:
-        return self._table(view).version()
+        return self.table(view).version()
 
     def snapshot(self, view: FeatureView, version: int | None = None) -> ViewSnapshot:
         """Files per bucket of one table version (the latest by default)."""
-        dt = self._table(view, version)
+        dt = self.table(view, version)
         actions = pa.table(dt.get_add_actions(flatten=True))
         root = dt.table_uri.rstrip("/")
-        fs, base = pafs.FileSystem.from_uri(root)
+        fs, base = open_filesystem(root, self.settings.storage_options)
         files: dict[int, list[str]] = {}
         for path, bucket in zip(
             actions.column("path").to_pylist(),
@@ -144,7 +160,7 @@ class OfflineStore:
 
     def read(self, view: FeatureView, version: int | None = None) -> ray.data.Dataset:
         """The view's rows as a Ray Dataset (bucket column dropped)."""
-        self._table(view, version)  # a clear NotFoundError before Ray starts reading
+        self.table(view, version)  # a clear NotFoundError before Ray starts reading
         ds = ray.data.read_delta(
             self.uri(view), version=version, storage_options=self.settings.storage_options or None
         )
@@ -193,7 +209,7 @@ class OfflineStore:
             version.append(
                 delta_files.commit(
                     self.uri(view),
-                    self._full_schema(view),
+                    self.full_schema(view),
                     actions,
                     mode="append",
                     partition_by=[BUCKET],
@@ -216,7 +232,7 @@ class OfflineStore:
         Until then the writer holds one of Delta's runtime threads: stage one
         such write at a time, and make no other Delta call before committing it.
         """
-        schema = self._full_schema(view)
+        schema = self.full_schema(view)
         start, end = (t.astimezone(UTC).isoformat() for t in window)
         feed = Feed(schema, view.name)
         feed.start(
@@ -251,7 +267,7 @@ class OfflineStore:
             view.name, n, feed.finish, lambda: self.version(view), release=feed.release
         )
 
-    def _full_schema(self, view: FeatureView) -> pa.Schema:
+    def full_schema(self, view: FeatureView) -> pa.Schema:
         return view.table_schema().append(pa.field(BUCKET, pa.int32(), nullable=False))
 
     def _description(self, view: FeatureView) -> str:
@@ -259,10 +275,10 @@ class OfflineStore:
 
     def _check_table_schema(self, view: FeatureView) -> None:
         try:
-            existing = pa.schema(self._table(view).schema().to_arrow())
+            existing = pa.schema(self.table(view).schema().to_arrow())
         except NotFoundError:
             return
-        want = self._full_schema(view)
+        want = self.full_schema(view)
         got = {f.name: f.type for f in existing}
         diff = [
             f"{f.name}: table {got.get(f.name, 'missing')} vs view {f.type}"

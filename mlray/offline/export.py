@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -24,6 +25,7 @@ import ray.data
 
 from mlray.config import Settings
 from mlray.errors import ConfigError
+from mlray.offline.filesystems import is_remote, open_filesystem
 from mlray.offline.training_set import TrainingSet
 
 
@@ -59,7 +61,7 @@ def check_output(
                 f"{name} would overwrite {what} ({path}); write the training set "
                 "somewhere else, e.g. ts.parquet."
             )
-    if not overwrite and _exists(target):
+    if not overwrite and _exists(target, settings.storage_options):
         raise ConfigError(
             f"{name} already exists; pass {flag} to replace it (atomically), or choose a new path."
         )
@@ -67,47 +69,69 @@ def check_output(
 
 
 def write_training_set(
-    ts: TrainingSet, out: str, *, delta: bool = False, overwrite: bool = False
+    ts: TrainingSet,
+    out: str,
+    *,
+    delta: bool = False,
+    overwrite: bool = False,
+    storage_options: Mapping[str, str] | None = None,
 ) -> int:
     """Write the rows and return their count; an existing ``out`` is replaced only on ``overwrite``.
 
     Parquet: a directory of Parquet files (one file with the schema when
     there are no rows). Delta: one table; an existing Delta table gets an
     overwrite commit (its history kept). A local output is written beside
-    ``out`` and moved into place; on object storage an overwrite deletes the
-    old output first (not atomic there).
+    ``out`` and moved into place; on object storage an overwrite of Parquet
+    deletes the old output first (not atomic there).
+
+    Args:
+        ts: the training set.
+        out: a local path or a URI (``s3://bucket/path``).
+        delta: write a Delta table instead of Parquet files.
+        overwrite: replace an existing output.
+        storage_options: object-store options (``Settings.storage_options``).
 
     Raises:
         ConfigError: ``out`` exists and ``overwrite`` is off.
     """
-    if not overwrite and _exists(_normalize(out)):
+    so = dict(storage_options or {}) or None
+    if not overwrite and _exists(_normalize(out), so):
         raise ConfigError(
             f"Output {out} already exists; pass overwrite=True to replace it, or choose a new path."
         )
     ds = ts.dataset.materialize()  # run the join once, then write and count the same blocks
     rows = ds.count()
     schema = _schema(ts, ds)
-    if "://" in out and not out.startswith("file://"):
-        fs, path = pafs.FileSystem.from_uri(out)
-        if overwrite and fs.get_file_info(path).type == pafs.FileType.Directory:
+    if is_remote(out):
+        out = out.rstrip("/")
+        fs, path = open_filesystem(out, so)
+        is_table = delta and deltalake.DeltaTable.is_deltatable(out, storage_options=so)
+        if overwrite and not is_table and fs.get_file_info(path).type == pafs.FileType.Directory:
             fs.delete_dir(path)
-        _write(ds, schema, rows, out, delta)
+        _write(ds, schema, rows, out, delta, so)
         return rows
     target = Path(out.removeprefix("file://"))
     if delta and overwrite and (target / "_delta_log").is_dir():
-        _write(ds, schema, rows, str(target), delta)
+        _write(ds, schema, rows, str(target), delta, so)
         return rows
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.mlray-tmp-{uuid.uuid4().hex[:8]}")
     try:
-        _write(ds, schema, rows, str(tmp), delta)
+        _write(ds, schema, rows, str(tmp), delta, so)
         _swap(tmp, target)
     finally:
         _remove(tmp)
     return rows
 
 
-def _write(ds: ray.data.Dataset, schema: pa.Schema, rows: int, out: str, delta: bool) -> None:
+def _write(
+    ds: ray.data.Dataset,
+    schema: pa.Schema,
+    rows: int,
+    out: str,
+    delta: bool,
+    storage_options: dict[str, str] | None,
+) -> None:
     if delta:
         batches = (
             b
@@ -119,13 +143,15 @@ def _write(ds: ray.data.Dataset, schema: pa.Schema, rows: int, out: str, delta: 
             pa.RecordBatchReader.from_batches(schema, batches),
             mode="overwrite",
             schema_mode="overwrite",
+            storage_options=storage_options,
         )
-    elif rows == 0:
-        fs, path = pafs.FileSystem.from_uri(out if "://" in out else str(Path(out).resolve()))
+        return
+    fs, path = open_filesystem(out, storage_options)
+    if rows == 0:
         fs.create_dir(path)
         pq.write_table(schema.empty_table(), f"{path}/part-0.parquet", filesystem=fs)
     else:
-        ds.write_parquet(out)
+        ds.write_parquet(path, filesystem=fs)
 
 
 def _schema(ts: TrainingSet, ds: ray.data.Dataset) -> pa.Schema:
@@ -162,7 +188,7 @@ def _remove(path: Path) -> None:
 
 
 def _normalize(location: str) -> str:
-    if "://" in location and not location.startswith("file://"):
+    if is_remote(location):
         return location.rstrip("/")
     return str(Path(location.removeprefix("file://")).expanduser().resolve())
 
@@ -173,11 +199,11 @@ def _overlaps(a: str, b: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
-def _exists(location: str) -> bool:
-    if "://" not in location:
-        return os.path.lexists(location)
+def _exists(location: str, storage_options: Mapping[str, str] | None) -> bool:
+    if not is_remote(location):
+        return os.path.lexists(location.removeprefix("file://"))
     try:
-        fs, path = pafs.FileSystem.from_uri(location)
+        fs, path = open_filesystem(location, storage_options)
         return fs.get_file_info(path).type != pafs.FileType.NotFound
     except (OSError, pa.ArrowInvalid):  # unreachable or unknown scheme: the write will say
         return False

@@ -121,7 +121,8 @@ class PrepareRows:
 
     Casts to the view's table schema, fills ``available_time`` from the
     view's availability delay when absent, adds the bucket and sorts by
-    (bucket, keys, event_time).
+    (bucket, keys, event_time, available_time): each bucket's slice is in the
+    order the join reads without sorting.
     """
 
     def __init__(self, view: FeatureView, num_buckets: int, default_timezone: str | None) -> None:
@@ -157,7 +158,7 @@ class PrepareRows:
         order = (
             [(BUCKET, "ascending")]
             + [(k, "ascending") for k in view.join_keys]
-            + [(EVENT_TIME, "ascending")]
+            + [(EVENT_TIME, "ascending"), (AVAILABLE_TIME, "ascending")]
         )
         return out.sort_by(order)
 

@@ -26,6 +26,7 @@ import ray.data
 from mlray.config import Settings
 from mlray.errors import NotFoundError, SchemaError
 from mlray.features.times import epoch_us, to_us
+from mlray.offline.filesystems import is_remote, open_filesystem
 
 _NOT_PARQUET = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".xlsx", ".xls", ".feather", ".arrow")
 
@@ -39,10 +40,10 @@ class LabelSource:
         format: ``"delta"`` or ``"parquet"``.
         schema: its Arrow schema.
         version: the Delta version pinned (None for Parquet).
-        files: the Parquet files read (empty for Delta).
+        files: the Parquet files read, as paths in :meth:`filesystem` (empty for Delta).
         null_counts: column -> nulls over the whole table, for the columns
             every file has statistics for.
-        storage_options: for a Delta table on object storage.
+        storage_options: for a table on object storage (``Settings.storage_options``).
     """
 
     uri: str
@@ -57,6 +58,10 @@ class LabelSource:
     def source(self) -> dict[str, Any]:
         """``{"uri": ..., "version": ...}``, for lineage."""
         return {"uri": self.uri, "version": self.version}
+
+    def filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """The file system ``files`` are in, and the table's path in it."""
+        return open_filesystem(self.uri, self.storage_options)
 
     def check_not_null(self, columns: Sequence[str]) -> None:
         """Refuse nulls in ``columns`` where the files' statistics show them (before Ray work).
@@ -78,7 +83,8 @@ class LabelSource:
             return ray.data.read_delta(
                 self.uri, version=self.version, storage_options=self.storage_options
             )
-        return ray.data.read_parquet(list(self.files), file_extensions=None)
+        fs, _ = self.filesystem()
+        return ray.data.read_parquet(list(self.files), filesystem=fs, file_extensions=None)
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,7 @@ def find_labels(settings: Settings, table: str) -> LabelSource:
     """
     uri = labels_location(settings, table)
     opts = settings.storage_options or None
-    remote = "://" in uri and not uri.startswith("file://")
-    local = uri.removeprefix("file://")
-    if not remote and not Path(local).exists():
+    if not is_remote(uri) and not Path(uri.removeprefix("file://")).exists():
         raise NotFoundError(
             f"Labels table {uri} does not exist; give a Delta table directory, a Parquet file "
             f"or directory, or the name of a table under {settings.raw_root} (run "
@@ -136,7 +140,7 @@ def find_labels(settings: Settings, table: str) -> LabelSource:
         )
     if _is_delta(uri, opts):
         return _delta_source(uri, opts)
-    return _parquet_source(uri)
+    return _parquet_source(uri, opts)
 
 
 def read_labels(
@@ -184,7 +188,7 @@ def read_labels(
 
 
 def _is_delta(uri: str, opts: dict[str, str] | None) -> bool:
-    if "://" not in uri or uri.startswith("file://"):
+    if not is_remote(uri):
         return Path(uri.removeprefix("file://"), "_delta_log").is_dir()
     try:
         return deltalake.DeltaTable.is_deltatable(uri, storage_options=opts)
@@ -206,10 +210,10 @@ def _delta_source(uri: str, opts: dict[str, str] | None) -> LabelSource:
     return LabelSource(uri, "delta", schema, dt.version(), (), nulls, opts)
 
 
-def _parquet_source(uri: str) -> LabelSource:
+def _parquet_source(uri: str, opts: dict[str, str] | None) -> LabelSource:
     """One Parquet file, or each Parquet file under a directory (hidden and ``_`` names skipped)."""
     try:
-        fs, path = pafs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
+        fs, path = open_filesystem(uri, opts)
         info = fs.get_file_info(path)
     except (OSError, pa.ArrowInvalid) as e:
         raise NotFoundError(f"Labels table {uri} cannot be opened: {e}") from e
@@ -247,9 +251,7 @@ def _parquet_source(uri: str) -> LabelSource:
         for key in dict.fromkeys(p.split("=", 1)[0] for ps in parts for p in ps if "=" in p):
             if key not in schema.names:
                 schema = schema.append(pa.field(key, pa.string()))
-    local = "://" not in uri or uri.startswith("file://")
-    paths = tuple(files) if local else tuple(f"{uri.split('://', 1)[0]}://{f}" for f in files)
-    return LabelSource(uri, "parquet", schema, None, paths, nulls)
+    return LabelSource(uri, "parquet", schema, None, tuple(files), nulls, opts)
 
 
 def _parquet_metadata(fs: pafs.FileSystem, path: str, uri: str) -> pq.FileMetaData:

@@ -16,25 +16,27 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, cast
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 import ray.data
+from ray import ObjectRef
 
 from mlray.config import Settings
 from mlray.errors import SchemaError
-from mlray.features.feature_view import AVAILABLE_TIME, EVENT_TIME, FeatureView
 from mlray.features.on_demand import REQUEST_TIME
 from mlray.features.repository import FeatureRepository
-from mlray.features.times import TIMESTAMP
 from mlray.offline import inputs
-from mlray.offline.asof import JoinSpec, asof_join
-from mlray.offline.delta_store import OfflineStore, ViewSnapshot
+from mlray.offline.bucket_join import join_group, join_step
+from mlray.offline.delta_store import OfflineStore
 from mlray.offline.labels import LabelSource, find_labels
-from mlray.offline.plan import TrainingPlan, join_fields, plan_training_set
-from mlray.offline.shuffle import block_refs, concat, split_blocks
+from mlray.offline.plan import TrainingPlan, ViewJoin, plan_training_set
+from mlray.offline.shuffle import block_refs
 from mlray.ray_session import ensure_ray
 
 
@@ -135,8 +137,37 @@ def get_training_data(
     )
     _check_not_null_before_ray(labels, plan.not_null)
     ensure_ray(settings)
+    return join_training_set(plan, _label_blocks(labels), OfflineStore(settings))
+
+
+def _label_blocks(labels: object) -> list[ObjectRef]:
+    """The label rows as Arrow blocks in the object store.
+
+    Parquet label files are read by one plain task each (no Ray Data
+    execution to start and stream for a one-pass read); other inputs through Ray Data.
+    """
+    if isinstance(labels, LabelSource) and labels.format == "parquet":
+        _, root = labels.filesystem()  # resolved here: a worker's directory is not the caller's
+        return [_read_label_file.remote(labels, root, f) for f in labels.files]
     ds = labels.read() if isinstance(labels, LabelSource) else inputs.as_dataset(labels, "labels")
-    return join_training_set(plan, ds, OfflineStore(settings))
+    return block_refs(ds)
+
+
+@ray.remote
+def _read_label_file(source: LabelSource, root: str, path: str) -> pa.Table:
+    """One label file, with the string columns of hive directories (``day=2026-01-02/``) added."""
+    fs, _ = source.filesystem()
+    table = pq.read_table(path, filesystem=fs)
+    if path == root:
+        return table
+    parts = PurePosixPath(path).relative_to(root).parent.parts
+    values = dict(p.split("=", 1) for p in parts if "=" in p)
+    for name in source.schema.names:
+        if name not in table.column_names:  # a hive key; null for files outside its directories
+            value = values.get(name)
+            column = pa.array([None if value is None else unquote(value)] * table.num_rows)
+            table = table.append_column(pa.field(name, pa.string()), column.cast(pa.string()))
+    return table
 
 
 def _schema_before_ray(labels: object) -> pa.Schema:
@@ -167,13 +198,19 @@ def _check_not_null_before_ray(labels: object, columns: list[str]) -> None:
 
 
 def join_training_set(
-    plan: TrainingPlan, labels: ray.data.Dataset, offline: OfflineStore
+    plan: TrainingPlan, labels: ray.data.Dataset | Sequence[ObjectRef], offline: OfflineStore
 ) -> TrainingSet:
-    """Execute a plan: join each stored view, then compute the request-time features.
+    """Execute a plan: join the stored views, then compute the request-time features.
+
+    Plain Ray tasks throughout (no Ray Data execution per step): each label
+    block is normalized, then split by the first views' entity bucket; one
+    task per bucket reads that bucket's files of every view of the same entity
+    (adjacent in the plan) and joins them in one pass; views of another entity
+    split the joined blocks again.
 
     Args:
         plan: from :func:`~mlray.offline.plan.plan_training_set` over ``labels``' schema.
-        labels: the label rows.
+        labels: the label rows, a Ray Dataset or its Arrow blocks' object refs.
         offline: the store holding the views' tables.
 
     Returns:
@@ -184,45 +221,62 @@ def join_training_set(
         SchemaError: a null join key or label time (from the join's tasks).
     """
     schema = plan.labels if plan.labels.names else None
-    # The labels are read once here (the joins read them whole anyway); an empty
-    # Ray Dataset loses its schema, so no rows short-cut to an empty, typed result.
-    ds = labels.map_batches(
-        _NormalizeLabels(plan.label_time, plan.default_timezone, schema), batch_format="pyarrow"
-    ).materialize()
-    empty = ds.count() == 0
+    blocks = block_refs(labels) if isinstance(labels, ray.data.Dataset) else list(labels)
+    norm = _NormalizeLabels(plan.label_time, plan.default_timezone, schema)
+    # num_returns=2: a pair of refs per block (Ray annotates one ObjectRef of a tuple).
+    prepared = cast(
+        list[tuple[ObjectRef, ObjectRef]], [_prepare.remote(ref, norm) for ref in blocks]
+    )
+    refs: list[ObjectRef] = [t for t, _ in prepared]
     views: dict[str, dict[str, Any]] = {}
-    for j in plan.joins:
-        snap = offline.snapshot(j.view, j.version)
-        if not empty:
-            ds = join_view(
-                ds,
-                j.view,
-                snap,
-                list(j.features),
-                plan.label_time,
-                event_time_as=j.event_time_as,
-                rename=dict(j.columns),
-                labels_schema=schema,
-            )
-            if schema is not None:
-                schema = pa.schema(
-                    [*schema, *join_fields(j.view, j.features, j.columns, j.event_time_as)]
-                )
-        views[j.view.name] = {
-            "uri": snap.uri,
-            "version": snap.version,
-            "schema_hash": j.view.schema_hash(),
-            "rows": snap.num_rows,
-        }
+    for group in _entity_groups(plan.joins):
+        steps = []
+        for j in group:
+            snap = offline.snapshot(j.view, j.version)
+            steps.append(join_step(j, snap, plan.label_time))
+            views[j.view.name] = {
+                "uri": snap.uri,
+                "version": snap.version,
+                "schema_hash": j.view.schema_hash(),
+                "rows": snap.num_rows,
+            }
+        refs = join_group(refs, steps, schema)
+        if schema is not None:
+            schema = pa.schema([*schema, *(f for step in steps for f in step.fields)])
     meta: dict[str, Any] = {"views": views, "feature_schema_hash": plan.feature_schema_hash}
     if plan.on_demand:
-        if not empty:
-            ds = ds.map_batches(ApplyOnDemand(plan), batch_format="pyarrow")
+        apply = ApplyOnDemand(plan)
+        refs = [_map_block.remote(ref, apply) for ref in refs]
         meta["on_demand"] = dict(plan.on_demand_hashes)
     out = plan.output_schema() if plan.labels.names else None
-    if empty and out is not None:
+    counts: list[int] = ray.get([n for _, n in prepared])
+    if sum(counts) == 0 and out is not None:
         ds = ray.data.from_arrow(out.empty_table())
+    else:
+        ds = ray.data.from_arrow_refs(cast(Any, refs))
     return TrainingSet(ds, list(plan.features), plan.label_time, meta, out)
+
+
+def _entity_groups(joins: Sequence[ViewJoin]) -> list[list[ViewJoin]]:
+    """Adjacent joins of views with the same entity keys: one split and one pass per bucket."""
+    groups: list[list[ViewJoin]] = []
+    for j in joins:
+        if groups and groups[-1][0].view.join_keys == j.view.join_keys:
+            groups[-1].append(j)
+        else:
+            groups.append([j])
+    return groups
+
+
+@ray.remote(num_returns=2)
+def _prepare(table: pa.Table, normalize: _NormalizeLabels) -> tuple[pa.Table, int]:
+    out = normalize(table)
+    return out, out.num_rows
+
+
+@ray.remote
+def _map_block(table: pa.Table, fn: ApplyOnDemand) -> pa.Table:
+    return fn(table) if table.num_rows else table
 
 
 class _NormalizeLabels:
@@ -267,95 +321,3 @@ class ApplyOnDemand:
             for name, feat in self.outputs[od.name]:
                 batch = batch.append_column(name, result[feat])
         return batch.drop_columns(list(self.drop)) if self.drop else batch
-
-
-def join_view(
-    labels: ray.data.Dataset,
-    view: FeatureView,
-    snap: ViewSnapshot,
-    features: list[str],
-    label_time: str,
-    *,
-    event_time_as: str | None = None,
-    rename: dict[str, str] | None = None,
-    labels_schema: pa.Schema | None = None,
-) -> ray.data.Dataset:
-    """Append ``features`` of ``view`` to every label row, reading the view's buckets directly.
-
-    Only the labels are partitioned (by the view's entity bucket); each
-    bucket's task reads that bucket's files of the pinned table version.
-    ``rename`` maps feature names to output column names (done in the join
-    tasks: a separate Ray Data rename is one more streaming execution per view).
-    ``labels_schema`` types label blocks without rows (which may lack columns).
-    """
-    defaults = {f: view.field(f).default for f in features if view.field(f).default is not None}
-    spec = JoinSpec(
-        view.join_keys,
-        label_time,
-        EVENT_TIME,
-        tuple(features),
-        view.available_time,
-        view.ttl_us,
-        defaults,
-        event_time_as,
-    )
-    fields = join_fields(view, features, rename, event_time_as)
-    columns = list(dict.fromkeys([*view.join_keys, EVENT_TIME, AVAILABLE_TIME, *features]))
-    parts = split_blocks(
-        block_refs(labels),
-        view.join_keys,
-        snap.num_buckets,
-        _CheckKeys(view.join_keys, labels_schema),
-    )
-    outs = [
-        _join_bucket.remote(spec, snap, b, columns, fields, labels_schema, *parts[b])
-        for b in range(snap.num_buckets)
-    ]
-    return ray.data.from_arrow_refs(outs)
-
-
-class _CheckKeys:
-    """Null join keys refused; a block without rows typed like the labels."""
-
-    def __init__(self, keys: tuple[str, ...], schema: pa.Schema | None = None) -> None:
-        self.keys, self.schema = keys, schema
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        if table.num_rows == 0 and self.schema is not None:
-            return self.schema.empty_table()
-        inputs.check_not_null(table, self.keys, "labels")
-        return table
-
-
-@ray.remote
-def _join_bucket(
-    spec: JoinSpec,
-    snap: ViewSnapshot,
-    bucket: int,
-    columns: list[str],
-    fields: list[pa.Field],
-    labels_schema: pa.Schema | None,
-    *pieces: pa.Table,
-) -> pa.Table:
-    """Join one bucket's labels (pieces from every label block) with that bucket's feature rows."""
-    labels = concat([p for p in pieces if p.num_rows] or pieces, labels_schema)
-    out_schema = pa.schema([*labels.schema, *fields])
-    if labels.num_rows == 0:
-        return out_schema.empty_table()
-    feats = snap.read_bucket(bucket, columns)
-    if feats is None:
-        feats = _empty_features(columns, labels.schema, fields, spec)
-    out = asof_join(labels, feats, spec)
-    return out.rename_columns([*labels.column_names, *[f.name for f in fields]]).cast(out_schema)
-
-
-def _empty_features(
-    columns: list[str], label_schema: pa.Schema, fields: list[pa.Field], spec: JoinSpec
-) -> pa.Table:
-    # Fields carry output names; a last one for ``event_time_as`` has no feature column.
-    by_name = {c: f.type for c, f in zip(spec.feature_columns, fields, strict=False)}
-    types = [
-        label_schema.field(c).type if c in spec.entity_keys else by_name.get(c, TIMESTAMP)
-        for c in columns
-    ]
-    return pa.schema(list(zip(columns, types, strict=True))).empty_table()

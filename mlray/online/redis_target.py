@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mlray.config import Settings
 from mlray.errors import ConfigError
@@ -43,7 +44,7 @@ def redis_target(settings: Settings) -> RedisTarget:
             f"redis.url {url!r} must start with redis://, rediss:// (TLS) or unix://."
         )
     return RedisTarget(
-        url,
+        _with_ca_certs(url, cfg.ssl_ca_certs),
         f"{cfg.key_prefix}:{settings.project}:",
         cfg.timeout_s,
         cfg.max_connections,
@@ -52,3 +53,25 @@ def redis_target(settings: Settings) -> RedisTarget:
         cfg.write_batch,
         cfg.write_timeout_s,
     )
+
+
+def _with_ca_certs(url: str, ca_certs: str | None) -> str:
+    """``url`` with ``ssl_ca_certs=<ca_certs>`` in its query (redis-py reads TLS options there).
+
+    Raises:
+        ConfigError: a CA bundle for a URL that does not use TLS.
+    """
+    if ca_certs is None:
+        return url
+    if not url.startswith("rediss://"):
+        shown = RedisTarget(url, "").display_url
+        raise ConfigError(
+            f"redis.ssl_ca_certs is {ca_certs!r}, but redis.url {shown!r} does not use TLS: "
+            "use a rediss:// URL, or unset redis.ssl_ca_certs."
+        )
+    parts = urlsplit(url)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "ssl_ca_certs"
+    ]
+    query.append(("ssl_ca_certs", ca_certs))
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))

@@ -16,6 +16,7 @@ from mlray.features.feature_view import FeatureView
 from mlray.features.repository import FeatureRepository
 from mlray.features.times import now_us, to_us
 from mlray.offline import inputs
+from mlray.offline.compaction import CompactResult, compact
 from mlray.offline.delta_store import OfflineStore, PrepareRows, WriteResult, check_rows_schema
 from mlray.offline.feature_build import BuildResult, build_features
 from mlray.offline.training_set import TrainingSet, get_training_data
@@ -80,6 +81,40 @@ class FeatureStore:
             batch_format="pyarrow",
         )
         return self.offline.write(v, prepared)
+
+    def compact(self, view: str | FeatureView, *, min_files: int = 2) -> CompactResult:
+        """Rewrite each bucket of a view's offline table into one sorted file, in one commit.
+
+        The join reads a compacted bucket without sorting it; the rows (and
+        every training set) are unchanged. Run it after many ingests or builds
+        (``jobs/compact.py``); buckets with fewer than ``min_files`` files are left.
+
+        Raises:
+            NotFoundError: an unknown view, or one without an offline table.
+        """
+        v = self._view(view)
+        self.offline.table(v)  # a clear NotFoundError before Ray starts
+        ensure_ray(self.settings)
+        return compact(self.offline, v, min_files=min_files)
+
+    def compact_all(
+        self, views: Sequence[str] | None = None, *, min_files: int = 2
+    ) -> list[CompactResult]:
+        """:meth:`compact` for ``views`` (default: every stored view that has a table).
+
+        Raises:
+            NotFoundError: a named view is unknown or has no offline table.
+        """
+        if views is None:
+            chosen = [v for v in self.repo.views.values() if self.offline.exists(v)]
+        else:
+            chosen = [self._view(v) for v in views]
+            for v in chosen:
+                self.offline.table(v)  # every name checked before Ray starts
+        if not chosen:
+            return []
+        ensure_ray(self.settings)
+        return [compact(self.offline, v, min_files=min_files) for v in chosen]
 
     def get_training_data(
         self,

@@ -25,6 +25,7 @@ from mlray.errors import NotFoundError
 from mlray.features.repository import FeatureRepository
 from mlray.offline import inputs
 from mlray.offline.delta_store import OfflineStore
+from mlray.offline.filesystems import open_filesystem
 from mlray.offline.labels import TimeSlice
 from mlray.offline.plan import plan_training_set
 from mlray.offline.training_set import join_training_set
@@ -117,9 +118,10 @@ def _labels(
 ) -> ray.data.Dataset:
     """The label rows as the pipeline read them: pinned version, kept columns, time window."""
     opts = settings.storage_options or None
+    fs, path = open_filesystem(uri, opts)
     try:
         ds = (
-            ray.data.read_parquet(uri)
+            ray.data.read_parquet(path, filesystem=fs)
             if version is None
             else ray.data.read_delta(uri, version=int(version), storage_options=opts)
         )
