@@ -157,6 +157,7 @@ def connect(
 
     target = resolve_address(address, source)
     check_reachable(target, address, source, CONNECT_TIMEOUT_S if timeout_s is None else timeout_s)
+    _check_rewritten(target, address, source, CONNECT_TIMEOUT_S if timeout_s is None else timeout_s)
     try:
         # "auto" as such: Ray then also picks up the local token of an auth-enabled cluster.
         ray.init(address="auto" if address == "auto" else target, **(kwargs or {}))
@@ -215,6 +216,31 @@ def check_reachable(target: str, address: str, source: str, timeout_s: float) ->
         raise unavailable(address, source, f"nothing accepts connections at {target} ({e})") from e
     if not client:
         _check_gcs(target, address, source, max(0.5, deadline - time.monotonic()))
+
+
+def _check_rewritten(target: str, address: str, source: str, timeout_s: float) -> None:
+    """Ray rewrites a loopback address to this machine's own IP before it connects; a head
+    listening on 127.0.0.1 only (``ray start --head --node-ip-address=127.0.0.1``) would then
+    leave ``ray.init`` retrying for minutes. Check the address Ray will really use."""
+    if target.startswith("ray://"):
+        return
+    from ray._private.services import canonicalize_bootstrap_address
+
+    used = canonicalize_bootstrap_address(target)
+    if not used or used == target:
+        return
+    host, _, port = used.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise unavailable(
+            address,
+            source,
+            f"Ray connects to {used} for {target} (this machine's own IP for a loopback "
+            f"address) and nothing accepts connections there ({e}). Export "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 to keep a loopback cluster on 127.0.0.1, "
+            "or start the head without --node-ip-address=127.0.0.1",
+        ) from e
 
 
 def _check_gcs(target: str, address: str, source: str, timeout_s: float) -> None:

@@ -10,18 +10,21 @@ files' own statistics), so every cheap check runs before Ray starts;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 import deltalake
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import ray
 import ray.data
+from ray import ObjectRef
 
 from mlray.config import Settings
 from mlray.errors import NotFoundError, SchemaError
@@ -77,6 +80,17 @@ class LabelSource:
                     "and join keys may not be null. Drop or fill those rows first."
                 )
 
+    def blocks(self) -> list[ObjectRef]:
+        """The rows as Arrow blocks in the object store, one per Parquet file.
+
+        Parquet files are read by plain tasks (a one-pass read needs no Ray
+        Data execution to start and stream); Delta tables through Ray Data.
+        """
+        if self.format != "parquet":
+            return list(self.read().to_arrow_refs())
+        _, root = self.filesystem()  # resolved here: a worker's directory is not the caller's
+        return [_read_parquet_file.remote(self, root, f) for f in self.files]
+
     def read(self) -> ray.data.Dataset:
         """The rows, as a Ray Dataset (the pinned Delta version, or exactly ``files``)."""
         if self.format == "delta":
@@ -105,6 +119,23 @@ class LabelTable:
     def source(self) -> dict[str, Any]:
         """``{"uri": ..., "version": ...}``, for lineage."""
         return {"uri": self.uri, "version": self.version}
+
+
+@ray.remote
+def _read_parquet_file(source: LabelSource, root: str, path: str) -> pa.Table:
+    """One file, with the string columns of hive directories (``day=2026-01-02/``) added."""
+    fs, _ = source.filesystem()
+    table = pq.read_table(path, filesystem=fs)
+    if path == root:
+        return table
+    parts = PurePosixPath(path).relative_to(root).parent.parts
+    values = dict(p.split("=", 1) for p in parts if "=" in p)
+    for name in source.schema.names:
+        if name not in table.column_names:  # a hive key; null for files outside its directories
+            value = values.get(name)
+            column = pa.array([None if value is None else unquote(value)] * table.num_rows)
+            table = table.append_column(pa.field(name, pa.string()), column.cast(pa.string()))
+    return table
 
 
 def labels_location(settings: Settings, table: str) -> str:
@@ -138,6 +169,17 @@ def find_labels(settings: Settings, table: str) -> LabelSource:
             f"or directory, or the name of a table under {settings.raw_root} (run "
             "`mlray demo generate` for the demo's)."
         )
+    return open_source(uri, opts)
+
+
+def open_source(uri: str, storage_options: Mapping[str, str] | None = None) -> LabelSource:
+    """A Delta table, Parquet file or directory of Parquet files: schema and nulls, without Ray.
+
+    Raises:
+        NotFoundError: nothing is there.
+        SchemaError: it is neither Delta nor Parquet, or a directory without Parquet files.
+    """
+    opts = dict(storage_options) if storage_options else None
     if _is_delta(uri, opts):
         return _delta_source(uri, opts)
     return _parquet_source(uri, opts)

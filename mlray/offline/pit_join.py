@@ -10,17 +10,21 @@ by reading the view's entity buckets directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from os import PathLike
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 import ray.data
+from ray import ObjectRef
 
 from mlray.errors import SchemaError
 from mlray.features.times import TIMESTAMP, ttl_to_us
 from mlray.offline import inputs
 from mlray.offline.asof import JoinSpec, asof_join, output_schema
+from mlray.offline.labels import LabelSource, open_source
 from mlray.offline.shuffle import block_refs, concat, split_blocks
 
 
@@ -37,6 +41,7 @@ def point_in_time_join(
     defaults: dict[str, object] | None = None,
     num_partitions: int | None = None,
     default_timezone: str | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> ray.data.Dataset:
     """Join ``features`` onto ``labels`` by the point-in-time rule of DESIGN.md.
 
@@ -47,14 +52,17 @@ def point_in_time_join(
     No qualifying row gives nulls (or ``defaults``).
 
     Args:
-        labels, features: Ray Datasets, pandas DataFrames or Arrow Tables.
+        labels, features: Ray Datasets, pandas DataFrames, Arrow Tables, or paths/URIs of
+            Parquet files, Parquet directories or Delta tables (Parquet files are read
+            by one plain task each, without a Ray Data execution).
         entity_keys: join key columns present on both sides.
         label_time, feature_time, available_time: timestamp columns.
         ttl: maximum age of a feature value (exclusive edge); None: no limit.
         feature_columns: feature columns to bring over (default: all others).
         defaults: per-feature value used instead of null.
-        num_partitions: hash partitions (default: 4 per cluster CPU).
+        num_partitions: hash partitions (default: 2 per cluster CPU, at least 4).
         default_timezone: zone for naive timestamps; None makes them an error.
+        storage_options: object-store options for path inputs (as for deltalake).
 
     Returns:
         A Dataset: every label row exactly once, with all label columns and
@@ -69,8 +77,11 @@ def point_in_time_join(
     """
     ttl_us = ttl_to_us(ttl, "point_in_time_join(ttl=...)")
     keys = tuple(entity_keys)
-    lds, fds = inputs.as_dataset(labels, "labels"), inputs.as_dataset(features, "features")
-    lschema, fschema = inputs.arrow_schema(lds, "labels"), inputs.arrow_schema(fds, "features")
+    lin, fin = (
+        _Input(labels, "labels", storage_options),
+        _Input(features, "features", storage_options),
+    )
+    lschema, fschema = lin.schema, fin.schema
     inputs.require_columns(lschema, [*keys, label_time], "labels")
     times = [feature_time] + ([available_time] if available_time else [])
     inputs.require_columns(fschema, [*keys, *times], "features")
@@ -105,13 +116,13 @@ def point_in_time_join(
         [pa.field(c, TIMESTAMP if c in times else fschema.field(c).type) for c in fcols]
     )
     out_schema = pa.schema(output_schema(lfields, ffields, spec))
-    n = num_partitions or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
+    n = num_partitions or max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))
 
     left = split_blocks(
-        block_refs(lds), keys, n, _PrepareLabels(keys, label_time, default_timezone, lfields)
+        lin.blocks(), keys, n, _PrepareLabels(keys, label_time, default_timezone, lfields)
     )
     right = split_blocks(
-        block_refs(fds), keys, n, _PrepareFeatures(keys, times, default_timezone, ffields)
+        fin.blocks(), keys, n, _PrepareFeatures(keys, times, default_timezone, ffields)
     )
     outs = [
         _join_partition.remote(
@@ -120,6 +131,26 @@ def point_in_time_join(
         for p in range(n)
     ]
     return ray.data.from_arrow_refs(outs)
+
+
+class _Input:
+    """One side of the join: its schema (read without executing anything) and its blocks."""
+
+    def __init__(self, data: object, what: str, storage_options: Mapping[str, str] | None) -> None:
+        self.source: LabelSource | None = None
+        self.dataset: ray.data.Dataset | None = None
+        if isinstance(data, str | PathLike):
+            self.source = open_source(str(data), storage_options)
+            self.schema = self.source.schema
+        else:
+            self.dataset = inputs.as_dataset(data, what)
+            self.schema = inputs.arrow_schema(self.dataset, what)
+
+    def blocks(self) -> list[ObjectRef]:
+        if self.source is not None:
+            return self.source.blocks()
+        assert self.dataset is not None
+        return block_refs(self.dataset)
 
 
 class _PrepareLabels:

@@ -16,13 +16,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import PurePosixPath
 from typing import Any, cast
-from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 import ray.data
 from ray import ObjectRef
@@ -141,33 +138,10 @@ def get_training_data(
 
 
 def _label_blocks(labels: object) -> list[ObjectRef]:
-    """The label rows as Arrow blocks in the object store.
-
-    Parquet label files are read by one plain task each (no Ray Data
-    execution to start and stream for a one-pass read); other inputs through Ray Data.
-    """
-    if isinstance(labels, LabelSource) and labels.format == "parquet":
-        _, root = labels.filesystem()  # resolved here: a worker's directory is not the caller's
-        return [_read_label_file.remote(labels, root, f) for f in labels.files]
-    ds = labels.read() if isinstance(labels, LabelSource) else inputs.as_dataset(labels, "labels")
-    return block_refs(ds)
-
-
-@ray.remote
-def _read_label_file(source: LabelSource, root: str, path: str) -> pa.Table:
-    """One label file, with the string columns of hive directories (``day=2026-01-02/``) added."""
-    fs, _ = source.filesystem()
-    table = pq.read_table(path, filesystem=fs)
-    if path == root:
-        return table
-    parts = PurePosixPath(path).relative_to(root).parent.parts
-    values = dict(p.split("=", 1) for p in parts if "=" in p)
-    for name in source.schema.names:
-        if name not in table.column_names:  # a hive key; null for files outside its directories
-            value = values.get(name)
-            column = pa.array([None if value is None else unquote(value)] * table.num_rows)
-            table = table.append_column(pa.field(name, pa.string()), column.cast(pa.string()))
-    return table
+    """The label rows as Arrow blocks in the object store."""
+    if isinstance(labels, LabelSource):
+        return labels.blocks()
+    return block_refs(inputs.as_dataset(labels, "labels"))
 
 
 def _schema_before_ray(labels: object) -> pa.Schema:

@@ -85,6 +85,7 @@ def ray_session() -> Iterator[None]:
     import ray.data
 
     ray.init(
+        address="local",  # always its own cluster, even when another runs on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

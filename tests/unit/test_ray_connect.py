@@ -178,3 +178,22 @@ def test_a_relative_data_root_is_refused_in_a_submitted_job(monkeypatch, tmp_pat
     assert '"MLRAY_DATA_ROOT": "\'$PWD\'/mlray-data"' in e.value.message
     check_job_data_root(load_settings(config_file=None, data_root=str(tmp_path)))
     check_job_data_root(load_settings(config_file=None, data_root="s3://bucket/mlray"))
+
+
+def test_a_loopback_head_that_ray_would_reach_on_another_ip_is_refused_at_once():
+    """Ray rewrites 127.0.0.1 to this machine's IP; a head listening on loopback only hangs."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        target = f"127.0.0.1:{server.getsockname()[1]}"
+        used = canonicalize_bootstrap_address(target)
+        if used == target:
+            pytest.skip("Ray keeps 127.0.0.1 on this machine; nothing is rewritten")
+        t0 = time.monotonic()
+        with pytest.raises(BackendUnavailable) as e:
+            ray_session._check_rewritten(target, target, "ray.address", 2.0)
+        assert time.monotonic() - t0 < 3
+        assert f"Ray connects to {used} for {target}" in str(e.value)
+        assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0" in str(e.value)

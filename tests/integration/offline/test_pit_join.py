@@ -91,6 +91,38 @@ def test_ray_join_equals_single_partition_kernel(ttl):
     assert got["f"].isna().sum() > 0 and got["f"].notna().sum() > len(lab) // 2
 
 
+def test_parquet_and_delta_paths_join_like_datasets(tmp_path):
+    import deltalake
+    import pyarrow.parquet as pq
+
+    lab, fea = make(n_labels=800, n_feats=5000, entities=80, seed=4)
+    (tmp_path / "labels").mkdir()
+    for i, part in enumerate(chunks(lab.sample(frac=1, random_state=5), 3)):
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False), tmp_path / "labels" / f"{i}.parquet"
+        )
+    deltalake.write_deltalake(
+        str(tmp_path / "feats"), pa.Table.from_pandas(fea, preserve_index=False)
+    )
+    args = dict(
+        entity_keys=["user_id"],
+        label_time="event_time",
+        feature_time="event_time",
+        available_time="available_time",
+        ttl=timedelta(hours=3),
+        num_partitions=3,
+    )
+    got = point_in_time_join(str(tmp_path / "labels"), tmp_path / "feats", **args).to_pandas()
+    got = got.set_index("label_id").sort_index()
+    ref = reference(lab, fea, timedelta(hours=3))
+    assert got.index.tolist() == ref.index.tolist() == list(range(800))
+    np.testing.assert_array_equal(
+        got["f"].to_numpy(dtype=float, na_value=np.nan),
+        ref["f"].to_numpy(dtype=float, na_value=np.nan),
+    )
+    assert got["f"].notna().sum() > 200
+
+
 def test_duplicated_label_rows_all_come_back():
     lab, fea = make(n_labels=50)
     lab2 = pd.concat([lab, lab.assign(label_id=lab.label_id + 1000)])
