@@ -482,24 +482,26 @@ def report(out: dict, targets: dict[str, bool]) -> None:
         ],
         rows,
     )
-    ing = [
-        [name, r["wall_s"], r["cpu_s"], r["rows"], r["rows_per_s"], r["peak_pss_gib"]]
-        for name, r in out["ingest"].items()
-    ]
-    print_table(
-        "FeatureStore.ingest (plain Parquet -> offline Delta table)",
-        ["view", "wall s", "CPU s", "rows", "rows/s", "peak PSS GiB"],
-        ing,
-    )
-    comp = [
-        [name, r["wall_s"], r["cpu_s"], r["files_before"], r["files_after"], r["peak_pss_gib"]]
-        for name, r in out["compact"].items()
-    ]
-    print_table(
-        "FeatureStore.compact (one sorted file per bucket, one commit)",
-        ["view", "wall s", "CPU s", "files before", "files after", "peak PSS GiB"],
-        comp,
-    )
+    for section, title, extra in [
+        (
+            "ingest",
+            "FeatureStore.ingest (plain Parquet -> offline Delta table)",
+            ["rows", "rows_per_s"],
+        ),
+        (
+            "compact",
+            "FeatureStore.compact (one sorted file per bucket, one commit)",
+            ["files_before", "files_after"],
+        ),
+    ]:
+        print_table(
+            title,
+            ["view", "wall s", "CPU s", *(e.replace("_", " ") for e in extra), "peak PSS GiB"],
+            [
+                [name, r["wall_s"], r["cpu_s"], *(r[e] for e in extra), r["peak_pss_gib"]]
+                for name, r in out[section].items()
+            ],
+        )
     print("agree: " + ("yes" if out["agree"] else "NO"))
     for name, ok in targets.items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")

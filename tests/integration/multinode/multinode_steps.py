@@ -11,17 +11,21 @@ this module.
 from __future__ import annotations
 
 import hashlib
+import sys
 from copy import deepcopy
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import yaml
 
 from mlray.config import Settings
+
+# The driver runs as a script from this directory: the shared test data lives in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from pit_frames import chunks, make  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 PRODUCTION = ROOT / "serve_configs" / "production.yaml"
@@ -47,7 +51,7 @@ def settings_args(s: Settings) -> dict[str, Any]:
 
 def table_hash(table: pa.Table, order: list[str]) -> str:
     """SHA-256 of ``table`` sorted by ``order``, over its Arrow IPC stream (schema and values)."""
-    table = table.sort_by([(c, "ascending") for c in order]).combine_chunks()
+    table = table.sort_by([(c, "ascending") for c in order]).combinechunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
@@ -56,32 +60,7 @@ def table_hash(table: pa.Table, order: list[str]) -> str:
 
 def pit_frames(n_labels: int = 4000, n_feats: int = 20000, entities: int = 300):
     """Arbitrary labels and feature rows (late availability, nulls, unknown entities), seeded."""
-    rng = np.random.default_rng(13)
-    base = pd.Timestamp("2026-01-01", tz="UTC")
-    labels = pd.DataFrame(
-        {
-            "label_id": np.arange(n_labels),
-            "user_id": rng.integers(0, entities + 20, n_labels),
-            "event_time": base + pd.to_timedelta(rng.integers(0, 10**5, n_labels), unit="s"),
-        }
-    )
-    feats = pd.DataFrame(
-        {
-            "user_id": rng.integers(0, entities, n_feats),
-            "event_time": base + pd.to_timedelta(rng.integers(0, 10**5, n_feats), unit="s"),
-        }
-    )
-    feats["available_time"] = feats.event_time + pd.to_timedelta(
-        rng.integers(0, 7200, n_feats), unit="s"
-    )
-    feats["f"] = rng.random(n_feats)
-    feats.loc[feats.sample(frac=0.05, random_state=1).index, "f"] = np.nan
-    return labels, feats
-
-
-def _chunks(df: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    step = -(-len(df) // n)
-    return [df.iloc[i : i + step] for i in range(0, len(df), step)]
+    return make(n_labels, n_feats, entities, seed=13)
 
 
 def pit_join_result() -> dict[str, Any]:
@@ -94,8 +73,8 @@ def pit_join_result() -> dict[str, Any]:
 
     labels, feats = pit_frames()
     out = point_in_time_join(
-        ray.data.from_pandas(_chunks(labels.sample(frac=1, random_state=2), 4)),
-        ray.data.from_pandas(_chunks(feats.sample(frac=1, random_state=3), 6)),
+        ray.data.from_pandas(chunks(labels.sample(frac=1, random_state=2), 4)),
+        ray.data.from_pandas(chunks(feats.sample(frac=1, random_state=3), 6)),
         entity_keys=["user_id"],
         label_time="event_time",
         feature_time="event_time",

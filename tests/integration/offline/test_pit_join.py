@@ -9,41 +9,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import ray.data
+from pit_frames import chunks, make
 
 from mlray.errors import SchemaError
 from mlray.offline.asof import JoinSpec, asof_join
 from mlray.offline.pit_join import point_in_time_join
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-
-
-def make(n_labels=3000, n_feats=20000, entities=300, seed=0):
-    rng = np.random.default_rng(seed)
-    base = pd.Timestamp("2026-01-01", tz="UTC")
-    lab = pd.DataFrame(
-        {
-            "label_id": np.arange(n_labels),
-            "user_id": rng.integers(0, entities + 20, n_labels),
-            "event_time": base + pd.to_timedelta(rng.integers(0, 10**5, n_labels), unit="s"),
-        }
-    )
-    fea = pd.DataFrame(
-        {
-            "user_id": rng.integers(0, entities, n_feats),
-            "event_time": base + pd.to_timedelta(rng.integers(0, 10**5, n_feats), unit="s"),
-        }
-    )
-    fea["available_time"] = fea.event_time + pd.to_timedelta(
-        rng.integers(0, 7200, n_feats), unit="s"
-    )
-    fea["f"] = rng.random(n_feats)
-    fea.loc[fea.sample(frac=0.05, random_state=1).index, "f"] = np.nan
-    return lab, fea
-
-
-def chunks(df: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    step = -(-len(df) // n)
-    return [df.iloc[i : i + step] for i in range(0, len(df), step)]
 
 
 def reference(lab, fea, ttl):
