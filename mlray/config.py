@@ -168,7 +168,13 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        return f"sqlite:///{Path(self.data_root).resolve() / 'mlflow.db'}"
+        if "://" in self.data_root and not self.data_root.startswith("file://"):
+            raise ConfigError(
+                f"data_root {self.data_root} is on object storage, where MLflow's default SQLite "
+                "store cannot live; set mlflow_tracking_uri (MLRAY_MLFLOW_TRACKING_URI), e.g. "
+                "http://mlflow:5000."
+            )
+        return f"sqlite:///{Path(self.data_root.removeprefix('file://')).resolve() / 'mlflow.db'}"
 
     def table_uri(self, kind: str, name: str) -> str:
         """Location of a Delta table; ``kind`` is ``raw``, ``features``, ``predictions``..."""

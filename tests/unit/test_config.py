@@ -106,3 +106,13 @@ def test_unknown_online_store_type_names_the_choices(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"bad.yaml.*redis\.type.*'memcached'.*'redis'"):
         load_settings(cfg)
     assert load_settings(redis={"type": "redis"}).redis.type == "redis"
+
+
+def test_an_object_store_data_root_needs_a_tracking_server():
+    s = load_settings(config_file=None, data_root="s3://bucket/mlray")
+    with pytest.raises(ConfigError, match="set mlflow_tracking_uri"):
+        _ = s.tracking_uri
+    s = load_settings(
+        config_file=None, data_root="s3://bucket/mlray", mlflow_tracking_uri="http://mlflow:5000"
+    )
+    assert s.tracking_uri == "http://mlflow:5000"
