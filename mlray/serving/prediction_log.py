@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,12 +108,12 @@ def _json_value(v: Any) -> Any:
 class DeltaLogWriter:
     """Appends prediction rows to the log table, one Delta commit per call.
 
-    The table stays open between commits: each commit then reads only the log
-    entries written since the last one (by this or any other writer), not the
-    whole table state again. Calls are serialized; independent writers (other
-    apps, jobs, a stopping replica) may commit at the same time: Delta's
-    put-if-absent commit (a local rename, S3 conditional put) orders them and
-    an append never conflicts, so none is lost.
+    The table is opened afresh for each commit (from its latest checkpoint):
+    a handle kept open accumulates every file in memory and its commits grew
+    linearly, from 11 to 60 ms over 1,000 commits here, against 22-35 ms
+    reopened. Independent writers (other apps, jobs, a stopping replica) may
+    commit at the same time: Delta's put-if-absent commit (a local rename, S3
+    conditional put) orders them and an append never conflicts, so none is lost.
 
     Args:
         uri: the table (created on the first append, partitioned by ``day``).
@@ -123,8 +122,6 @@ class DeltaLogWriter:
 
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
         self.uri, self.storage_options = uri, storage_options or None
-        self._table: Any = None  # a deltalake.DeltaTable once the table exists
-        self._lock = threading.Lock()
 
     def append(self, rows: Sequence[LogRow]) -> int:
         """Write ``rows`` in one commit; returns how many were written.
@@ -141,22 +138,13 @@ class DeltaLogWriter:
         for row, err in bad:
             log.error("Prediction log row %s cannot be stored, left out: %s", row.request_id, err)
         if table.num_rows:
-            with self._lock:
-                try:
-                    write_deltalake(
-                        self._table if self._table is not None else self.uri,
-                        table,
-                        mode="append",
-                        partition_by=[PARTITION],
-                        storage_options=self.storage_options,
-                    )
-                except BaseException:
-                    self._table = None  # its state is unknown now: open the table afresh next time
-                    raise
-                if self._table is None:
-                    from deltalake import DeltaTable
-
-                    self._table = DeltaTable(self.uri, storage_options=self.storage_options)
+            write_deltalake(
+                self.uri,
+                table,
+                mode="append",
+                partition_by=[PARTITION],
+                storage_options=self.storage_options,
+            )
         return table.num_rows
 
 
