@@ -51,7 +51,7 @@ def settings_args(s: Settings) -> dict[str, Any]:
 
 def table_hash(table: pa.Table, order: list[str]) -> str:
     """SHA-256 of ``table`` sorted by ``order``, over its Arrow IPC stream (schema and values)."""
-    table = table.sort_by([(c, "ascending") for c in order]).combinechunks()
+    table = table.sort_by([(c, "ascending") for c in order]).combine_chunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
