@@ -25,9 +25,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_T, _FT, _AT, _V = "__mlray_t", "__mlray_ft", "__mlray_at", "__mlray_v"
-_ROW, _RANK, _BEST = "__mlray_row", "__mlray_rank", "__mlray_best"
-_G = "__mlray_g"
+_T, _FT, _AT = "__mlray_t", "__mlray_ft", "__mlray_at"
+_ROW, _G = "__mlray_row", "__mlray_g"
 TIMESTAMP_US = pa.timestamp("us", tz="UTC")
 
 
